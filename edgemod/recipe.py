@@ -1,0 +1,225 @@
+"""Validated recipe models. YAML is only their storage; unknown keys are errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edgemod.errors import EdgemodError, did_you_mean
+from edgemod.fsutil import sha256_text
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class DataSpec(StrictModel):
+    """Dataset references are `name:split` (see `edgemod data list`)."""
+
+    train: str
+    validation: str
+    test: str
+    transfer: list[str] = Field(default_factory=list, description="unlabelled text, soft loss only")
+    calibration: str | None = None
+    max_items_per_split: int | None = Field(None, gt=0, description="cap per split, for smoke runs")
+    on_bad_row: Literal["error", "skip"] = "error"
+
+
+class TeacherSpec(StrictModel):
+    kind: str
+    path: str | None = None
+    weight: float = Field(1.0, gt=0)
+    map: dict[str, str | None] = Field(
+        default_factory=dict, description="teacher label -> recipe label (null drops it)"
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="kind-specific settings")
+    name: str | None = None
+
+
+class StudentSpec(StrictModel):
+    arch: str
+    max_length: int = Field(64, ge=8, le=512)
+    vocab_size: int = Field(8000, ge=100, le=8000)
+    normalizer: str = "moderation-v1"
+    options: dict[str, Any] = Field(default_factory=dict, description="architecture kwargs")
+
+
+class DistillSpec(StrictModel):
+    loss: Literal["kl", "bce"] = "kl"
+    temperature: float = Field(2.0, gt=0)
+    alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft (teacher) loss")
+    gold_only: bool = Field(False, description="ignore teachers: the no-distillation baseline")
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    patience: int = Field(3, ge=1, description="epochs without validation gain before stopping")
+    max_steps: int | None = Field(None, ge=1)
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+
+
+class ThresholdSpec(StrictModel):
+    policy: Literal["argmax", "max_f1", "precision_at", "recall_at"] = "max_f1"
+    benign: str | None = Field(None, description="the no-action class; default: the first label")
+    precision: float | None = Field(None, gt=0, le=1)
+    recall: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _target_given(self) -> "ThresholdSpec":
+        if self.policy == "precision_at" and self.precision is None:
+            raise ValueError("policy 'precision_at' needs 'precision: <0..1>'")
+        if self.policy == "recall_at" and self.recall is None:
+            raise ValueError("policy 'recall_at' needs 'recall: <0..1>'")
+        return self
+
+
+class ExportSpec(StrictModel):
+    target: Literal["tflite", "coreml", "onnx"]
+    quant: str | None = None
+
+
+class AccuracyBudget(StrictModel):
+    min_macro_f1: float | None = None
+    max_macro_f1_drop_vs_teacher: float | None = None
+    max_auc_drop_int8: float | None = None
+
+
+class ParityBudget(StrictModel):
+    min_decision_agreement: float | None = None
+
+
+class Budgets(StrictModel):
+    accuracy: AccuracyBudget = Field(default_factory=AccuracyBudget)
+    parity: ParityBudget = Field(default_factory=ParityBudget)
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+    size_mb: dict[str, float] = Field(default_factory=dict)
+
+
+class Recipe(StrictModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    task: Literal["text-classification", "image-classification"] = "text-classification"
+    multi_label: bool = False
+    labels: list[str] = Field(min_length=2)
+    data: DataSpec
+    teachers: list[TeacherSpec] = Field(default_factory=list)
+    student: StudentSpec
+    distill: DistillSpec = Field(default_factory=DistillSpec)
+    thresholds: ThresholdSpec = Field(default_factory=ThresholdSpec)
+    export: list[ExportSpec] = Field(default_factory=list)
+    budgets: Budgets = Field(default_factory=Budgets)
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels: list[str]) -> list[str]:
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"labels must be unique, got {labels}")
+        return labels
+
+    @model_validator(mode="after")
+    def _teacher_maps_hit_labels(self) -> "Recipe":
+        for teacher in self.teachers:
+            for source, target in teacher.map.items():
+                if target is not None and target not in self.labels:
+                    raise ValueError(
+                        f"teacher '{teacher.name or teacher.kind}' maps '{source}' to '{target}', "
+                        f"which is not a recipe label{did_you_mean(target, self.labels)}; "
+                        f"labels: {self.labels}"
+                    )
+        benign = self.thresholds.benign
+        if benign is not None and benign not in self.labels:
+            raise ValueError(f"thresholds.benign '{benign}' is not a recipe label"
+                             f"{did_you_mean(benign, self.labels)}; labels: {self.labels}")
+        if not self.teachers and not self.distill.gold_only:
+            raise ValueError("no teachers given: add 'teachers:' or set 'distill.gold_only: true'")
+        return self
+
+    @property
+    def benign_label(self) -> str | None:
+        return None if self.multi_label else (self.thresholds.benign or self.labels[0])
+
+    def fingerprint(self) -> str:
+        """Stable hash of the resolved recipe."""
+        return sha256_text(json.dumps(self.model_dump(mode="json"), sort_keys=True))
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the sub-model reached by following `loc` from `model`."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel class inside an annotation such as `list[X]` or `X | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def format_validation_error(error: ValidationError, source: str, model: type[BaseModel]) -> str:
+    lines = [f"invalid recipe {source}:"]
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            known = _fields_at(model, loc[:-1])
+            lines.append(f"  unknown key '{loc[-1]}' at '{where}'{did_you_mean(str(loc[-1]), known)}")
+        else:
+            lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides (value parsed as YAML) to a nested dict."""
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise EdgemodError(f"override '{override}' has no '='", "write it as key.sub=value")
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise EdgemodError(f"override '{override}': '{part}' is not a mapping")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def parse_recipe(data: dict[str, Any], source: str = "<dict>") -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as error:
+        raise EdgemodError(
+            format_validation_error(error, source, Recipe), "edit the recipe and run again"
+        ) from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read and validate a recipe YAML file, applying `key=value` overrides."""
+    path = Path(path)
+    if not path.exists():
+        raise EdgemodError(f"recipe not found: {path}", "check the path; shipped recipes are in recipes/")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise EdgemodError(f"recipe {path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise EdgemodError(f"recipe {path} must be a mapping at the top level")
+    return parse_recipe(apply_overrides(data, overrides or []), str(path))

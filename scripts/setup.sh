@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create .venv and install edgemod into it. Idempotent: does nothing when pyproject.toml is unchanged.
+#   bash scripts/setup.sh        # the toolkit
+#   bash scripts/setup.sh dev    # + test tools and the optional TensorFlow teacher
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3.11}
+command -v "$python" >/dev/null || python=python3
+if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "edgemod needs Python 3.11 (found $("$python" --version)); set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+extras=""
+[ "${1:-}" = "dev" ] && extras="[dev,tf]"
+stamp=".venv/.edgemod-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) ${extras}"
+if [ -f "$stamp" ] && grep -qxF "$want" "$stamp"; then
+  exit 0
+fi
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+echo "$want" > "$stamp"

@@ -1,0 +1,93 @@
+"""Shared fixtures: a tiny recipe on small slices of the real data and a countable test teacher."""
+from __future__ import annotations
+
+# TensorFlow (the optional `tf` extra) segfaults later imports of coremltools/torchao unless
+# triton is loaded first (see ../shared/notes/stack-probe.md §6).
+try:
+    import triton  # noqa: F401
+except ImportError:
+    pass
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.teachers.base import register_teacher
+
+PROJECT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("EDGEMOD_CATALOG", str(PROJECT / "datasets.yaml"))
+
+KEYWORDS = {"hatespeech": ("kike", "nigger", "faggot", "muzzie", "raghead", "dyke"),
+            "offensive": ("bitch", "fuck", "shit", "ass", "hoe", "retard", "cunt", "whore")}
+
+
+class KeywordTeacher:
+    """Deterministic stand-in teacher for stage tests: keyword hits plus a hash-based jitter.
+
+    `fail_after_calls` raises KeyboardInterrupt on that call, to test resumable labelling.
+    """
+
+    calls: list[int] = []
+
+    def __init__(self, labels, fail_after_calls=None, batch_size=64):
+        self.labels = list(labels)
+        self.multi_label = False
+        self.batch_size = batch_size
+        self.fail_after_calls = fail_after_calls
+        self.parameters = 1000
+
+    def identity(self) -> str:
+        return "test-keyword-v1:" + ",".join(self.labels)
+
+    def predict_proba(self, items):
+        if self.fail_after_calls is not None and len(KeywordTeacher.calls) >= self.fail_after_calls:
+            raise KeyboardInterrupt("simulated interruption")
+        KeywordTeacher.calls.append(len(items))
+        out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
+        for row, item in enumerate(items):
+            text = item.text.lower()
+            jitter = int(hashlib.sha256(item.text.encode()).hexdigest()[:4], 16) / 65535 * 0.2
+            scores = {label: 0.1 + jitter for label in self.labels}
+            for label, words in KEYWORDS.items():
+                if label in scores and any(w in text for w in words):
+                    scores[label] += 2.0
+            scores[self.labels[0]] += 1.0
+            values = np.array([scores[l] for l in self.labels])
+            out[row] = np.exp(values) / np.exp(values).sum()
+        return out
+
+
+@register_teacher("test_keyword")
+def _keyword_teacher(spec, context):
+    return KeywordTeacher(context.recipe.labels, **spec.options)
+
+
+@pytest.fixture(autouse=True)
+def _reset_keyword_calls():
+    KeywordTeacher.calls.clear()
+    yield
+
+
+@pytest.fixture
+def tiny_recipe_dict() -> dict:
+    """A real-data text recipe small enough to label and train in seconds."""
+    return {
+        "name": "tiny-hate",
+        "labels": ["normal", "offensive", "hatespeech"],
+        "data": {"train": "hatexplain:train", "validation": "hatexplain:validation",
+                 "test": "hatexplain:test", "transfer": ["olid:train"], "max_items_per_split": 150},
+        "teachers": [{"name": "kw", "kind": "test_keyword"}],
+        "student": {"arch": "test_text_tiny", "max_length": 32, "vocab_size": 600},
+        "distill": {"epochs": 2, "batch_size": 32, "lr": 0.01, "patience": 2},
+        "thresholds": {"policy": "max_f1"},
+    }
+
+
+@pytest.fixture
+def tiny_recipe(tiny_recipe_dict):
+    from edgemod.recipe import parse_recipe
+
+    return parse_recipe(tiny_recipe_dict)

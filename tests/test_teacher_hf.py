@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+from edgemod.errors import EdgemodError
+from edgemod.recipe import TeacherSpec
+from training.teachers.base import Item, TeacherContext, build_teacher
+from training.teachers.finetune import FinetuneConfig, minilm_base_dir
+
+TEXTS = ["have a lovely day", "you are a complete idiot", "", "a" * 2000]
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """A small random BERT classifier saved like any local transformers checkpoint."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, num_labels=3,
+                        id2label={0: "normal", 1: "offensive", 2: "hatespeech"},
+                        label2id={"normal": 0, "offensive": 1, "hatespeech": 2})
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(tmp_path / "ckpt")
+    AutoTokenizer.from_pretrained(minilm_base_dir()).save_pretrained(tmp_path / "ckpt")
+    return tmp_path / "ckpt", model
+
+
+def test_hf_teacher_matches_the_model(tiny_checkpoint, tiny_recipe):
+    path, model = tiny_checkpoint
+    teacher = build_teacher(TeacherSpec(kind="hf", path=str(path), options={"max_length": 16, "batch_size": 2}),
+                            TeacherContext(tiny_recipe))
+    assert teacher.labels == ["normal", "offensive", "hatespeech"] and not teacher.multi_label
+    probs = teacher.predict_proba([Item(str(i), t) for i, t in enumerate(TEXTS)])
+    from transformers import AutoTokenizer
+
+    enc = AutoTokenizer.from_pretrained(path)(TEXTS, truncation=True, max_length=16, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = torch.softmax(model(**enc).logits, -1).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    assert teacher.identity().startswith("hf:ckpt:")
+
+
+def test_hf_teacher_errors_name_the_fix(tmp_path, tiny_recipe):
+    with pytest.raises(EdgemodError, match="edgemod teacher finetune"):
+        build_teacher(TeacherSpec(kind="hf", path=str(tmp_path)), TeacherContext(tiny_recipe))
+    with pytest.raises(EdgemodError, match="unknown hf teacher option"):
+        build_teacher(TeacherSpec(kind="hf", path=str(tmp_path), options={"max_len": 3}), TeacherContext(tiny_recipe))
+
+
+def test_finetune_smoke_produces_a_usable_teacher(tiny_recipe, tmp_path):
+    from training.teachers.finetune import run
+
+    manifest = run(tiny_recipe, tmp_path / "teacher", FinetuneConfig(epochs=1, max_items=24, batch_size=8))
+    assert manifest.stage == "teacher" and manifest.metrics["parameters"] > 20_000_000
+    assert 0 <= manifest.metrics["test"]["macro_f1"] <= 1
+    teacher = build_teacher(TeacherSpec(kind="hf", path=str(tmp_path / "teacher")), TeacherContext(tiny_recipe))
+    assert teacher.predict_proba([Item("a", "hello there")]).shape == (1, 3)

@@ -1,0 +1,35 @@
+"""Distillation losses: KL at temperature T mixed with CE on gold labels; BCE with soft targets for
+multi-label tasks. Rows without a gold label (transfer text) get the soft loss only."""
+from __future__ import annotations
+
+from edgemod.recipe import DistillSpec
+
+
+def soften(teacher_probs, temperature: float):
+    """Teacher probabilities at temperature T (same as dividing the teacher's logits by T)."""
+    tempered = teacher_probs.clamp_min(1e-8) ** (1.0 / temperature)
+    return tempered / tempered.sum(dim=-1, keepdim=True)
+
+
+def distillation_loss(student_logits, teacher_probs, gold, spec: DistillSpec, multi_label: bool):
+    """Mean loss over the batch. `gold`: class index (-1 = none) or a multi-hot matrix (-1 rows = none)."""
+    import torch
+    import torch.nn.functional as F
+
+    if multi_label:
+        has_gold = (gold >= 0).all(dim=-1)
+        soft = F.binary_cross_entropy_with_logits(student_logits, teacher_probs, reduction="none").mean(-1)
+        hard = F.binary_cross_entropy_with_logits(student_logits, gold.clamp_min(0).float(),
+                                                  reduction="none").mean(-1)
+    else:
+        has_gold = gold >= 0
+        temperature = spec.temperature
+        target = soften(teacher_probs, temperature)
+        log_student = F.log_softmax(student_logits / temperature, dim=-1)
+        # T^2 keeps the soft-loss gradient scale independent of T (Hinton et al. 2015).
+        soft = (target * (target.clamp_min(1e-8).log() - log_student)).sum(-1) * temperature ** 2
+        hard = F.cross_entropy(student_logits, gold.clamp_min(0), reduction="none")
+    if spec.gold_only:
+        return hard[has_gold].mean()
+    per_row = torch.where(has_gold, spec.alpha * soft + (1 - spec.alpha) * hard, soft)
+    return per_row.mean()

@@ -1,0 +1,75 @@
+"""Per-class operating points chosen on validation, and the decision rule that uses them.
+
+Single-label rule: a non-benign class fires when its score reaches its threshold; the decision is
+the firing class with the highest score, else the benign class. Multi-label: each class on its own.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from edgemod.recipe import ThresholdSpec
+
+
+def _pick(scores: np.ndarray, positive: np.ndarray, spec: ThresholdSpec) -> tuple[float, bool]:
+    """Threshold for one class (one-vs-rest) and whether the policy's target was met."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, cuts = precision_recall_curve(positive, scores)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    if spec.policy == "max_f1":
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        return float(cuts[int(np.argmax(f1))]), True
+    if spec.policy == "precision_at":
+        ok = np.flatnonzero(precision >= spec.precision)
+        if len(ok) == 0:
+            return float(cuts[int(np.argmax(precision))]), False
+        return float(cuts[ok[np.argmax(recall[ok])]]), True
+    ok = np.flatnonzero(recall >= spec.recall)  # recall_at: the highest cut that keeps the recall
+    if len(ok) == 0:
+        return float(cuts[0]), False
+    return float(cuts[ok[-1]]), True
+
+
+def choose_thresholds(probs: np.ndarray, gold: np.ndarray, labels: Sequence[str], spec: ThresholdSpec,
+                      benign: str | None, multi_label: bool) -> dict:
+    """Thresholds per class from validation scores. `gold` holds class indices (or a multi-hot matrix)."""
+    per_class = {}
+    for i, label in enumerate(labels):
+        if spec.policy == "argmax" or (label == benign and not multi_label):
+            continue
+        positive = gold[:, i] if multi_label else (gold == i).astype(int)
+        if positive.sum() == 0:
+            continue
+        threshold, met = _pick(probs[:, i], positive, spec)
+        per_class[label] = {"threshold": threshold, "target_met_on_validation": met}
+    return {"policy": spec.policy, "target_precision": spec.precision, "target_recall": spec.recall,
+            "benign": benign, "multi_label": multi_label, "per_class": per_class}
+
+
+def decide(probs: np.ndarray, labels: Sequence[str], thresholds: dict) -> np.ndarray:
+    """Class indices (single-label) or a 0/1 matrix (multi-label) at the shipped thresholds."""
+    cuts = np.array([thresholds["per_class"].get(l, {}).get("threshold", np.inf) for l in labels])
+    if thresholds["multi_label"]:
+        return (probs >= cuts).astype(np.int64)
+    if thresholds["policy"] == "argmax" or not thresholds["per_class"]:
+        return probs.argmax(axis=1)
+    firing = np.where(probs >= cuts, probs, -np.inf)
+    benign = labels.index(thresholds["benign"])
+    return np.where(np.isfinite(firing).any(axis=1), firing.argmax(axis=1), benign)
+
+
+def operating_points(probs: np.ndarray, gold: np.ndarray, labels: Sequence[str], thresholds: dict) -> dict:
+    """Precision and recall of each thresholded class (one-vs-rest), e.g. on test."""
+    from sklearn.metrics import precision_score, recall_score
+
+    report = {}
+    for label, entry in thresholds["per_class"].items():
+        i = labels.index(label)
+        positive = gold[:, i] if thresholds["multi_label"] else (gold == i).astype(int)
+        fired = (probs[:, i] >= entry["threshold"]).astype(int)
+        report[label] = {"threshold": entry["threshold"],
+                         "precision": round(float(precision_score(positive, fired, zero_division=0)), 6),
+                         "recall": round(float(recall_score(positive, fired, zero_division=0)), 6)}
+    return report
