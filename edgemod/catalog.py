@@ -12,7 +12,6 @@ a whole set plus duplicates, cross-split leakage, missing images and the file's 
 """
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from functools import lru_cache
@@ -30,7 +29,6 @@ DEFAULT_CACHE = Path.home() / ".cache" / "edgemod" / "data"
 DEFAULT_MAX_TEXT_CHARS = 5000
 
 OnBadRow = Literal["error", "skip"]
-log = logging.getLogger(__name__)
 
 
 class BadRowsWarning(UserWarning):
@@ -156,7 +154,7 @@ def parse_ref(ref: str) -> tuple[str, list[str] | None]:
 # Reading a catalog file
 
 
-def _read_table(path: Path, fmt: str):
+def _read_table(path: Path, fmt: str, name: str = "<name>"):
     """The file as a DataFrame of strings; missing values become '' so checks see them as empty."""
     import pandas as pd
 
@@ -167,21 +165,21 @@ def _read_table(path: Path, fmt: str):
             frame = pd.read_json(path, lines=True, dtype=str)
         else:
             frame = pd.read_parquet(path)
+    except pd.errors.EmptyDataError as err:  # before ValueError, which it subclasses
+        raise EdgemodError(f"dataset file {path} is empty", f"re-create it with `edgemod data fetch {name}`") from err
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as err:
         raise EdgemodError(
             f"cannot parse dataset file {path} as {fmt}: {str(err).strip()}",
             "repair the file (a quote or delimiter out of place is the usual cause) or re-create it "
-            "with `edgemod data fetch <name>`",
+            f"with `edgemod data fetch {name}`",
         ) from err
-    except pd.errors.EmptyDataError as err:
-        raise EdgemodError(f"dataset file {path} is empty", "re-create it with `edgemod data fetch <name>`") from err
     # Short rows come back as NaN and JSON nulls as None; astype(str) alone would make them 'nan'.
     return frame.astype(object).where(frame.notna(), "").astype(str)
 
 
 def _entry_frame(entry: DatasetEntry, path: Path):
     """The file with catalog column names: id, text/path, label, split (+ other columns as they are)."""
-    table = _read_table(path, entry.format)
+    table = _read_table(path, entry.format, entry.name)
     missing = [src for src in entry.columns.values() if src not in table.columns]
     if missing:
         raise EdgemodError(
@@ -277,13 +275,12 @@ def _apply_bad_row_policy(frame, entry: DatasetEntry, path: Path, on_bad_row: On
             f"dataset '{entry.name}' file {path} has bad rows: {details}",
             _bad_row_hint(kinds, entry, frame, masks),
         )
-    if on_bad_row != "skip":
-        raise EdgemodError(f"unknown on_bad_row '{on_bad_row}'", "use 'error' or 'skip'")
     bad = sum(masks.values()).astype(bool)
     counts = ", ".join(f"{int(mask.sum())} {PROBLEMS[k].format(max_text_chars=max_text_chars)}" for k, mask in masks.items())
-    message = f"dataset '{entry.name}' ({path}): skipped {int(bad.sum())} bad row(s): {counts}"
-    log.warning(message)
-    warnings.warn(message, BadRowsWarning, stacklevel=3)
+    # warnings, not logging: callers (and tests) can filter or escalate them by category.
+    warnings.warn(
+        f"dataset '{entry.name}' ({path}): skipped {int(bad.sum())} bad row(s): {counts}", BadRowsWarning, stacklevel=3
+    )
     return frame[~bad]
 
 
@@ -309,8 +306,8 @@ def load_split(
         ref: the dataset reference.
         catalog: defaults to `load_catalog()`.
         max_items: keep only the first rows (smoke runs).
-        on_bad_row: "error" raises on the first bad rows found; "skip" drops them with a
-            `BadRowsWarning`. Bad rows: no id, empty text (or image path), text longer than
+        on_bad_row: "error" raises, naming the first bad rows of each kind; "skip" drops them
+            with a `BadRowsWarning` that counts them per kind. Bad rows: no id, empty text (or image path), text longer than
             `max_text_chars`, a label or split the catalog does not list.
         max_text_chars: longest text accepted; None turns the check off.
 
@@ -321,6 +318,8 @@ def load_split(
     Raises:
         EdgemodError: unknown dataset or split, file missing or unparsable, bad rows (error mode).
     """
+    if on_bad_row not in ("error", "skip"):
+        raise EdgemodError(f"unknown on_bad_row '{on_bad_row}'", "use 'error' or 'skip'")
     catalog = catalog or load_catalog()
     name, splits = parse_ref(ref)
     entry = catalog.entry(name)
@@ -377,7 +376,7 @@ class ValidationReport(BaseModel):
     rows: int = 0
     rows_per_split: dict[str, int] = Field(default_factory=dict)
     label_distribution: dict[str, dict[str, int]] = Field(default_factory=dict)
-    malformed_rows: list[int] = Field(default_factory=list, description="file lines the parser rejected")
+    malformed_rows: list[int] = Field(default_factory=list, description="data rows (1-based) whose field count differs from the header's")
     bad_rows: list[RowIssue] = Field(default_factory=list)
     duplicate_ids: int = 0
     duplicates_within_split: list[DuplicateIssue] = Field(default_factory=list)

@@ -66,9 +66,10 @@ def _keyword_teacher(spec, context):
 
 
 @pytest.fixture(autouse=True)
-def _reset_keyword_calls():
+def teacher_calls() -> list[int]:
+    """Batch sizes the keyword teacher was called with during this test."""
     KeywordTeacher.calls.clear()
-    yield
+    return KeywordTeacher.calls
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import pytest
 from edgemod.errors import EdgemodError
 from edgemod.manifest import read_manifest
 from edgemod.recipe import parse_recipe
-from tests.conftest import KeywordTeacher
 from training import label
 
 
@@ -20,37 +19,37 @@ def test_label_writes_scores_for_every_role(tiny_recipe, tmp_path):
     assert read_manifest(tmp_path / "label", "label").inputs["dataset:hatexplain"].sha256
 
 
-def test_rerun_with_same_inputs_does_nothing(tiny_recipe, tmp_path):
+def test_rerun_with_same_inputs_does_nothing(tiny_recipe, tmp_path, teacher_calls):
     label.run(tiny_recipe, tmp_path / "label")
-    calls = len(KeywordTeacher.calls)
+    calls = len(teacher_calls)
     again = label.run(tiny_recipe, tmp_path / "label")
-    assert len(KeywordTeacher.calls) == calls
+    assert len(teacher_calls) == calls
     assert again.details.get("skipped") is True
 
 
-def test_interrupted_labelling_resumes_without_rescoring(tiny_recipe_dict, tmp_path):
+def test_interrupted_labelling_resumes_without_rescoring(tiny_recipe_dict, tmp_path, teacher_calls):
     tiny_recipe_dict["teachers"][0]["options"] = {"fail_after_calls": 2}
     interrupted = parse_recipe(tiny_recipe_dict)
     with pytest.raises(KeyboardInterrupt):
         label.run(interrupted, tmp_path / "label", chunk_size=100)
-    scored_before = sum(KeywordTeacher.calls)
+    scored_before = sum(teacher_calls)
     assert scored_before == 200 and not (tmp_path / "label" / "labels.parquet").exists()
-    KeywordTeacher.calls.clear()
+    teacher_calls.clear()
     # Same teacher identity (options do not change the scores), so the shards are reused.
     tiny_recipe_dict["teachers"][0]["options"] = {}
     label.run(parse_recipe(tiny_recipe_dict), tmp_path / "label", chunk_size=100)
-    assert sum(KeywordTeacher.calls) == 600 - scored_before
+    assert sum(teacher_calls) == 600 - scored_before
     assert len(pd.read_parquet(tmp_path / "label" / "labels.parquet")) == 600
 
 
-def test_corrupt_cache_shard_is_set_aside_and_rescored(tiny_recipe, tmp_path, caplog):
+def test_corrupt_cache_shard_is_set_aside_and_rescored(tiny_recipe, tmp_path, caplog, teacher_calls):
     label.run(tiny_recipe, tmp_path / "label", chunk_size=100)
     shard = sorted((tmp_path / "label" / "shards").rglob("part-00001.parquet"))[0]
     shard.write_bytes(b"not a parquet file")
     (tmp_path / "label" / "manifest.json").unlink()
-    KeywordTeacher.calls.clear()
+    teacher_calls.clear()
     label.run(tiny_recipe, tmp_path / "label", chunk_size=100)
-    assert sum(KeywordTeacher.calls) == 100
+    assert sum(teacher_calls) == 100
     assert shard.with_suffix(".corrupt").exists()
     assert "unreadable" in caplog.text
 
