@@ -110,6 +110,25 @@ def train(
     _print_train_summary(manifest)
 
 
+@app.command("baseline")
+def baseline(
+    recipe: Path,
+    out: Annotated[Optional[Path], typer.Option(help="write the report as JSON here")] = None,
+    c: Annotated[Optional[list[float]], typer.Option(help="C values to try; the best on validation is kept")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Fit the TF-IDF (word 1-2 + char 2-5) + logistic regression baseline on the recipe's gold data."""
+    from edgemod.fsutil import write_json_atomic
+    from edgemod.recipe import load_recipe
+    from training.baselines import tfidf_logreg
+
+    report = tfidf_logreg(load_recipe(recipe, set_), **({"cs": tuple(c)} if c else {}))
+    if out:
+        write_json_atomic(out, report)
+    console.print(f"{report['model']}: validation macro-F1 {report['validation']['macro_f1']:.4f}, "
+                  f"test macro-F1 {report['test']['macro_f1']:.4f} (C={report['C']} chosen on validation)")
+
+
 def _print_train_summary(manifest) -> None:
     from rich.table import Table
 

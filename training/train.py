@@ -1,6 +1,6 @@
 """`edgemod train`: distil the recipe's teachers into its student.
 
-Reads the label stage's manifest and Parquet file, fits the text pipeline, trains with early
+Reads the label stage's manifest and Parquet file, fits the tokenizer (with its normalizer), trains with early
 stopping on validation macro-F1, picks per-class thresholds on validation, reports validation and
 test metrics for the student and the teacher, and writes a run folder with `manifest.json`.
 The whole loop reads top to bottom here; data preparation and evaluation sit just below it.
@@ -56,14 +56,14 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
                            "use a text-classification recipe")
     torch.manual_seed(recipe.distill.seed)
     table = _read_labels(upstream / label_manifest.artifacts["labels"].path)
-    pipeline, splits = _prepare_text(recipe, table)
-    model = build_student(recipe.student.arch, len(recipe.labels), vocab_size=pipeline.vocab_size,
+    tokenizer, splits = _prepare_text(recipe, table)
+    model = build_student(recipe.student.arch, len(recipe.labels), vocab_size=tokenizer.vocab_size,
                           max_length=recipe.student.max_length, **recipe.student.options)
     started = time.time()
     history = _fit(model, recipe, splits, out / "checkpoints", key, console)
     seconds = time.time() - started
     _load_weights(model, out / "checkpoints" / "best.safetensors")
-    return _finish(recipe, label_manifest, key, model, pipeline, splits, table, history, seconds, out)
+    return _finish(recipe, label_manifest, key, model, tokenizer, splits, table, history, seconds, out)
 
 
 def _resolve_recipe(label_manifest: Manifest, overrides: list[str]) -> Recipe:
@@ -86,20 +86,21 @@ def _read_labels(path: Path):
 
 
 def _prepare_text(recipe: Recipe, table):
-    from training.text.pipeline import TextPipeline
+    """Fit the tokenizer on train + transfer text, encode every item, gather targets per split."""
+    from training.text.tokenizer import train_wordpiece
 
     train_roles = ("train",) if recipe.distill.gold_only else ("train", "transfer")
     corpus = table[table["role"].isin(("train", "transfer"))]["text"].tolist()
-    pipeline = TextPipeline.fit(corpus, recipe.student.normalizer, recipe.student.vocab_size,
-                                recipe.student.max_length)
-    ids, mask = pipeline.encode(table["text"].tolist())
+    tokenizer = train_wordpiece(corpus, vocab_size=recipe.student.vocab_size, normalizer=recipe.student.normalizer,
+                                max_length=recipe.student.max_length)
+    ids, mask = tokenizer.encode(table["text"].tolist())
     soft = table[[f"p:{l}" for l in recipe.labels]].to_numpy(np.float32)
     gold = _gold_matrix(table["label"], recipe)
     splits = {}
     for name, roles in (("train", train_roles), ("validation", ("validation",)), ("test", ("test",))):
         rows = np.flatnonzero(table["role"].isin(roles).to_numpy())
         splits[name] = Split(ids[rows], mask[rows], soft[rows], gold[rows], table["key"].iloc[rows].tolist())
-    return pipeline, splits
+    return tokenizer, splits
 
 
 def _gold_matrix(labels, recipe: Recipe) -> np.ndarray:
@@ -253,7 +254,7 @@ def _validation_f1(model, split: Split, recipe: Recipe) -> float:
     return float(f1_score(split.gold, probs.argmax(1), average="macro", zero_division=0))
 
 
-def _finish(recipe, label_manifest, key, model, pipeline, splits, table, history, seconds, out) -> Manifest:
+def _finish(recipe, label_manifest, key, model, tokenizer, splits, table, history, seconds, out) -> Manifest:
     import pandas as pd
 
     labels = recipe.labels
@@ -274,10 +275,10 @@ def _finish(recipe, label_manifest, key, model, pipeline, splits, table, history
         metrics["student_vs_teacher_macro_f1"] = round(test["student"]["macro_f1"] / max(test["teacher"]["macro_f1"], 1e-9), 4)
     out.mkdir(parents=True, exist_ok=True)
     _save_weights(model, out / WEIGHTS)
-    pipeline.save(out)
+    tokenizer.save(out / "tokenizer")
     write_json_atomic(out / "student.json", {
         "arch": recipe.student.arch, "options": recipe.student.options, "num_labels": len(labels),
-        "labels": labels, "vocab_size": pipeline.vocab_size, "max_length": recipe.student.max_length,
+        "labels": labels, "vocab_size": tokenizer.vocab_size, "max_length": recipe.student.max_length,
         "multi_label": recipe.multi_label,
         "inputs": {"input_ids": {"shape": [1, recipe.student.max_length], "dtype": "int32"},
                    "attention_mask": {"shape": [1, recipe.student.max_length], "dtype": "int32"}},
@@ -293,8 +294,7 @@ def _finish(recipe, label_manifest, key, model, pipeline, splits, table, history
     predictions = pd.concat(rows).merge(table.drop(columns=["role"]), on="key", how="left")
     with atomic_path(out / "predictions.parquet") as tmp:
         predictions.to_parquet(tmp, index=False)
-    artifact_files = [WEIGHTS, "student.json", "thresholds.json", "predictions.parquet", "normalizer.json",
-                      "text_pipeline.json"] + [f"tokenizer/{p.name}" for p in sorted((out / "tokenizer").iterdir())]
+    artifact_files = [WEIGHTS, "student.json", "thresholds.json", "predictions.parquet"] + [f"tokenizer/{p.name}" for p in sorted((out / "tokenizer").iterdir())]
     manifest = Manifest(
         stage=STAGE, name=recipe.name, recipe=recipe.model_dump(mode="json"), recipe_sha256=recipe.fingerprint(),
         inputs={"labels": label_manifest.artifacts["labels"]}, inputs_key=key,
