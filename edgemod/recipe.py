@@ -44,6 +44,8 @@ class StudentSpec(StrictModel):
     max_length: int = Field(64, ge=8, le=512)
     vocab_size: int = Field(8000, ge=100, le=8000)
     normalizer: str = "moderation-v1"
+    init_embeddings_from: str | None = Field(
+        None, description="'minilm-l6' or a local transformers folder: start the embedding table from its token embeddings")
     options: dict[str, Any] = Field(default_factory=dict, description="architecture kwargs")
 
 

@@ -59,6 +59,10 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
     tokenizer, splits = _prepare_text(recipe, table)
     model = build_student(recipe.student.arch, len(recipe.labels), vocab_size=tokenizer.vocab_size,
                           max_length=recipe.student.max_length, **recipe.student.options)
+    if recipe.student.init_embeddings_from:
+        from training.students.embedding_init import init_embeddings
+
+        init_embeddings(model, tokenizer.vocab, recipe.student.init_embeddings_from, recipe.distill.seed)
     started = time.time()
     history = _fit(model, recipe, splits, out / "checkpoints", key, console)
     seconds = time.time() - started
