@@ -9,7 +9,7 @@ import pytest
 
 from edgemod.errors import EdgemodError
 from edgemod.recipe import parse_recipe
-from fake_apis import HIVE_CLASSES, OPENAI_CATEGORIES, FakeAPI, Faults, hive_severity, keyword_scores
+from fake_apis import OPENAI_CATEGORIES, FakeAPI, hive_severity, keyword_scores
 from training.teachers.base import TEACHERS, Item, TeacherContext, build_teacher
 from training.teachers import http as http_teachers  # noqa: F401  (registers the kinds)
 

@@ -7,7 +7,6 @@ The whole loop reads top to bottom here; data preparation and evaluation sit jus
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -21,7 +20,7 @@ from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
 from edgemod.recipe import Recipe, apply_overrides, parse_recipe
 from training.distill import distillation_loss
-from training.label import LABELS_FILE, label_fingerprint
+from training.label import label_fingerprint
 from training.metrics import classification_report
 from training.students import build_student
 from training.thresholds import choose_thresholds, decide, operating_points

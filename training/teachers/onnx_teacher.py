@@ -36,7 +36,7 @@ from edgemod.fsutil import sha256_file, sha256_tree
 from edgemod.locales import locale_scope
 from edgemod.recipe import TeacherSpec
 from training.teachers.base import Item, TeacherContext, register_teacher
-from training.teachers.scores import (
+from training.teachers.common import (
     TeacherOptions,
     batches,
     check_width,

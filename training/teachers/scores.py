@@ -16,128 +16,24 @@ teachers:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from edgemod.errors import EdgemodError, did_you_mean
 from edgemod.fsutil import sha256_file, sha256_text
 from edgemod.recipe import TeacherSpec
 from training.teachers.base import Item, TeacherContext, register_teacher
-
-# Probabilities a hair outside [0, 1] are float rounding (float32 softmax, ZipMap casts), not a bug.
-RANGE_TOLERANCE = 1e-4
-
-
-class TeacherOptions(BaseModel):
-    """Options every local teacher understands; kinds add their own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    labels: list[str] | None = Field(None, min_length=1, description="teacher label names, in output order")
-    multi_label: bool = Field(False, description="scores are independent per label (sigmoid)")
-    output: Literal["probabilities", "logits"] | None = Field(None, description="what the model emits")
-    activation: Literal["softmax", "sigmoid"] | None = Field(
-        None, description="for logits; default sigmoid if multi_label else softmax"
-    )
-    batch_size: int = Field(64, ge=1)
-
-    def to_probabilities(self, values: np.ndarray) -> np.ndarray:
-        """Apply the activation if the values are logits, then check the range."""
-        values = np.asarray(values, dtype=np.float64)
-        if self.output == "logits":
-            values = sigmoid(values) if self.resolved_activation == "sigmoid" else softmax(values)
-        return checked_probabilities(values)
-
-    @property
-    def resolved_activation(self) -> str:
-        return self.activation or ("sigmoid" if self.multi_label else "softmax")
-
-
-Options = TypeVar("Options", bound=TeacherOptions)
-
-
-def parse_options(model: type[Options], spec: TeacherSpec) -> Options:
-    """Validate `spec.options` against a kind's options model, with a fix-it error."""
-    try:
-        return model.model_validate(spec.options)
-    except ValidationError as error:
-        raise EdgemodError(
-            f"teacher '{spec.name or spec.kind}' has invalid options:\n" + _explain(error, model),
-            f"edit teachers[].options in the recipe; known options: {', '.join(model.model_fields)}",
-        ) from None
-
-
-def _explain(error: ValidationError, model: type[BaseModel]) -> str:
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "extra_forbidden":
-            lines.append(f"  unknown option '{where}'{did_you_mean(where, model.model_fields)}")
-        else:
-            lines.append(f"  {where}: {item['msg']}")
-    return "\n".join(lines)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)  # avoids overflow in exp
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * logits))  # tanh form does not overflow
-
-
-def checked_probabilities(values: np.ndarray) -> np.ndarray:
-    """Float32 probabilities, or an error naming the likely cause when values leave [0, 1]."""
-    values = np.asarray(values, dtype=np.float64)
-    bad = ~np.isfinite(values) | (values < -RANGE_TOLERANCE) | (values > 1 + RANGE_TOLERANCE)
-    if bad.any():
-        raise EdgemodError(
-            f"{int(bad.sum())} teacher scores are not probabilities in [0, 1] "
-            f"(e.g. {values[bad][:3].tolist()})",
-            "if the model or file gives logits, set options.output: logits",
-        )
-    return np.clip(values, 0.0, 1.0).astype(np.float32)
-
-
-def check_width(probs: np.ndarray, labels: Sequence[str], source: str) -> np.ndarray:
-    """Error unless there is one score column per label."""
-    if probs.ndim != 2 or probs.shape[1] != len(labels):
-        raise EdgemodError(
-            f"{source} gives scores of shape {list(probs.shape)}, expected [n, {len(labels)}] "
-            f"for labels {list(labels)}",
-            "set options.labels to one name per output column, in output order",
-        )
-    return probs
-
-
-def batches(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def require_path(path: str | Path | None, what: str, hint: str) -> Path:
-    """An existing path, or an error saying what was expected there."""
-    if not path:
-        raise EdgemodError(f"{what}: no path given", hint)
-    resolved = Path(path).expanduser()
-    if not resolved.exists():
-        raise EdgemodError(f"{what} not found: {resolved}", hint)
-    return resolved
-
-
-def identity_string(**parts: Any) -> str:
-    """The stable, readable identity a label cache keys on."""
-    return json.dumps(parts, sort_keys=True, separators=(",", ":"))
-
-
-# --- the scores teacher --------------------------------------------------------------------------
+from training.teachers.common import (
+    TeacherOptions,
+    identity_string,
+    parse_options,
+    require_path,
+)
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet",
            ".pq": "parquet"}

@@ -28,9 +28,9 @@ from edgemod.fsutil import sha256_file
 from edgemod.recipe import TeacherSpec
 from training.teachers.base import Item, TeacherContext, register_teacher
 from training.teachers.onnx_teacher import package_file
-from training.teachers.scores import (
+from training.teachers.common import (
     TeacherOptions,
-    batches,
+    score_in_batches,
     check_width,
     identity_string,
     parse_options,
@@ -111,10 +111,7 @@ class SklearnTeacher:
         return sha256_file(self.model_path), vectorizer
 
     def predict_proba(self, items: Sequence[Item]) -> np.ndarray:
-        parts = [self._score([item.text for item in batch]) for batch in batches(items, self.batch_size)]
-        if not parts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return np.concatenate(parts)
+        return score_in_batches(items, self.batch_size, len(self.labels), self._score)
 
     def _score(self, texts: list[str]) -> np.ndarray:
         features = self.vectorizer.transform(texts) if self.vectorizer is not None else texts

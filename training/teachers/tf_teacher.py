@@ -33,9 +33,9 @@ from edgemod.fsutil import sha256_tree
 from edgemod.recipe import TeacherSpec
 from training.teachers.base import Item, TeacherContext, register_teacher
 from training.teachers.onnx_teacher import TOKEN_INPUTS, load_tokenizer
-from training.teachers.scores import (
+from training.teachers.common import (
     TeacherOptions,
-    batches,
+    score_in_batches,
     check_width,
     identity_string,
     parse_options,
@@ -114,10 +114,7 @@ class TfTeacher:
         return sha256_tree(self.path), tokenizer
 
     def predict_proba(self, items: Sequence[Item]) -> np.ndarray:
-        parts = [self._score([item.text for item in batch]) for batch in batches(items, self.batch_size)]
-        if not parts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return np.concatenate(parts)
+        return score_in_batches(items, self.batch_size, len(self.labels), self._score)
 
     def _score(self, texts: list[str]) -> np.ndarray:
         name, raw = pick_tensor(self.endpoint.call(self.encode(texts)), self.options, self.path)
