@@ -64,3 +64,13 @@ def test_unknown_teacher_kind(tiny_recipe_dict, tmp_path):
     tiny_recipe_dict["teachers"][0]["kind"] = "hff"
     with pytest.raises(EdgemodError, match="unknown teacher kind 'hff'"):
         label.run(parse_recipe(tiny_recipe_dict), tmp_path / "label")
+
+
+def test_recipe_change_outside_labels_is_recorded_without_rescoring(tiny_recipe_dict, tmp_path, teacher_calls):
+    label.run(parse_recipe(tiny_recipe_dict), tmp_path / "label")
+    scored = sum(teacher_calls)
+    tiny_recipe_dict["student"]["arch"] = "text_bag_tiny"
+    manifest = label.run(parse_recipe(tiny_recipe_dict), tmp_path / "label")
+    assert sum(teacher_calls) == scored
+    assert read_manifest(tmp_path / "label").recipe["student"]["arch"] == "text_bag_tiny"
+    assert manifest.details["skipped"]

@@ -43,9 +43,7 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
     inputs = dataset_inputs(recipe)
     key = inputs_key(label_fingerprint(recipe), inputs, [t.identity() for t in teachers])
     if (done := finished_run(out, STAGE, key)) is not None:
-        _say(console, f"label: nothing to do, {out} is up to date")
-        done.details["skipped"] = True
-        return done
+        return _reuse(done, recipe, out, console)
     items = collect_items(recipe)
     started = time.time()
     scored = {}
@@ -68,6 +66,19 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
     )
     write_manifest(out, manifest)
     return manifest
+
+
+def _reuse(done: Manifest, recipe: Recipe, out: Path, console) -> Manifest:
+    """Labels are current. A recipe changed outside data/teachers (student, distill, budgets) is
+    recorded without re-scoring, so downstream stages read the recipe the user has now."""
+    if done.recipe_sha256 != recipe.fingerprint():
+        done.recipe, done.recipe_sha256 = recipe.model_dump(mode="json"), recipe.fingerprint()
+        write_manifest(out, done)
+        _say(console, f"label: labels in {out} are up to date; recorded the updated recipe")
+    else:
+        _say(console, f"label: nothing to do, {out} is up to date")
+    done.details["skipped"] = True
+    return done
 
 
 def _score_with_resume(teacher, name, items, shard_dir: Path, chunk_size: int, console) -> dict[str, np.ndarray]:
