@@ -98,8 +98,7 @@ def _score_with_resume(teacher, name, items, shard_dir: Path, chunk_size: int, c
         task = progress.add_task(f"label {name}", total=len(todo), rate="-")
         for start in range(0, len(todo), chunk_size):
             chunk = todo.iloc[start:start + chunk_size]
-            probs = np.asarray(teacher.predict_proba([Item(k, t) for k, t in zip(chunk["key"], chunk["text"])]),
-                               dtype=np.float32)
+            probs = np.asarray(teacher.predict_proba(_items(chunk)), dtype=np.float32)
             _check_scores(probs, len(chunk), teacher, name)
             _write_shard(shard_dir / f"part-{next_index:05d}.parquet", chunk["key"].tolist(), probs, teacher.labels)
             next_index += 1
@@ -107,6 +106,12 @@ def _score_with_resume(teacher, name, items, shard_dir: Path, chunk_size: int, c
             rate = (start + len(chunk)) / max(time.time() - started, 1e-9)
             progress.update(task, advance=len(chunk), rate=f"{rate:,.0f}")
     return done
+
+
+def _items(chunk) -> list[Item]:
+    if "path" in chunk:
+        return [Item(key, path=path) for key, path in zip(chunk["key"], chunk["path"])]
+    return [Item(key, text) for key, text in zip(chunk["key"], chunk["text"])]
 
 
 def _check_scores(probs: np.ndarray, n: int, teacher, name: str) -> None:
@@ -146,7 +151,8 @@ def _read_shards(shard_dir: Path) -> dict[str, np.ndarray]:
 
 def _assemble(recipe: Recipe, items, teachers, names, scored):
     """One table: item columns, each teacher's mapped scores (`t:<teacher>:<label>`), the ensemble (`p:<label>`)."""
-    table = items[["key", "dataset", "split", "role", "text", "label"]].copy()
+    payload = "path" if "path" in items else "text"
+    table = items[["key", "dataset", "split", "role", payload, "label"]].copy()
     mapped_all = []
     for name, spec, teacher in zip(names, recipe.teachers, teachers):
         raw = np.stack([scored[name][k] for k in table["key"]])

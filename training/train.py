@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +21,12 @@ from edgemod.recipe import Recipe, apply_overrides, parse_recipe
 from training.distill import distillation_loss
 from training.label import label_fingerprint
 from training.metrics import classification_report
-from training.students import build_student
+from training.inputs import Split, student_inputs
 from training.thresholds import choose_thresholds, decide, operating_points
 
 log = logging.getLogger(__name__)
 STAGE = "train"
 WEIGHTS = "model.safetensors"
-
-
-@dataclass
-class Split:
-    ids: np.ndarray
-    mask: np.ndarray
-    soft: np.ndarray
-    gold: np.ndarray
-    keys: list[str]
 
 
 def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=None) -> Manifest:
@@ -50,23 +40,15 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
     if (done := finished_run(out, STAGE, key)) is not None:
         _say(console, f"train: nothing to do, {out} is up to date")
         return done
-    if recipe.task != "text-classification":
-        raise EdgemodError(f"training for task '{recipe.task}' is not available yet",
-                           "use a text-classification recipe")
     torch.manual_seed(recipe.distill.seed)
     table = _read_labels(upstream / label_manifest.artifacts["labels"].path)
-    tokenizer, splits = _prepare_text(recipe, table)
-    model = build_student(recipe.student.arch, len(recipe.labels), vocab_size=tokenizer.vocab_size,
-                          max_length=recipe.student.max_length, **recipe.student.options)
-    if recipe.student.init_embeddings_from:
-        from training.students.embedding_init import init_embeddings
-
-        init_embeddings(model, tokenizer.vocab, recipe.student.init_embeddings_from, recipe.distill.seed)
+    inputs, splits = _prepare(recipe, table)
+    model = inputs.build_model(recipe)
     started = time.time()
-    history = _fit(model, recipe, splits, out / "checkpoints", key, console)
+    history = _fit(model, recipe, inputs, splits, out / "checkpoints", key, console)
     seconds = time.time() - started
     _load_weights(model, out / "checkpoints" / "best.safetensors")
-    return _finish(recipe, label_manifest, key, model, tokenizer, splits, table, history, seconds, out)
+    return _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out)
 
 
 def _resolve_recipe(label_manifest: Manifest, overrides: list[str]) -> Recipe:
@@ -88,22 +70,19 @@ def _read_labels(path: Path):
                            "re-run `edgemod label` to rebuild it") from None
 
 
-def _prepare_text(recipe: Recipe, table):
-    """Fit the tokenizer on train + transfer text, encode every item, gather targets per split."""
-    from training.text.tokenizer import train_wordpiece
-
-    train_roles = ("train",) if recipe.distill.gold_only else ("train", "transfer")
-    corpus = table[table["role"].isin(("train", "transfer"))]["text"].tolist()
-    tokenizer = train_wordpiece(corpus, vocab_size=recipe.student.vocab_size, normalizer=recipe.student.normalizer,
-                                max_length=recipe.student.max_length)
-    ids, mask = tokenizer.encode(table["text"].tolist())
+def _prepare(recipe: Recipe, table):
+    """Task-specific inputs (tokenizer or image pre-processing) and the train/validation/test splits."""
+    inputs = student_inputs(recipe, table)
     soft = table[[f"p:{l}" for l in recipe.labels]].to_numpy(np.float32)
     gold = _gold_matrix(table["label"], recipe)
+    usable = np.ones(len(table), dtype=bool)
+    usable[inputs.bad_rows] = False
+    train_roles = ("train",) if recipe.distill.gold_only else ("train", "transfer")
     splits = {}
     for name, roles in (("train", train_roles), ("validation", ("validation",)), ("test", ("test",))):
-        rows = np.flatnonzero(table["role"].isin(roles).to_numpy())
-        splits[name] = Split(ids[rows], mask[rows], soft[rows], gold[rows], table["key"].iloc[rows].tolist())
-    return tokenizer, splits
+        rows = np.flatnonzero(table["role"].isin(roles).to_numpy() & usable)
+        splits[name] = Split(inputs.inputs_for(rows), soft[rows], gold[rows], table["key"].iloc[rows].tolist())
+    return inputs, splits
 
 
 def _gold_matrix(labels, recipe: Recipe) -> np.ndarray:
@@ -120,13 +99,13 @@ def _gold_matrix(labels, recipe: Recipe) -> np.ndarray:
     return gold
 
 
-def _fit(model, recipe: Recipe, splits: dict[str, Split], checkpoints: Path, key: str, console) -> list[dict]:
+def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: Path, key: str, console) -> list[dict]:
     """Train with AdamW + warmup/cosine, evaluate every epoch, keep the best, stop early, resume."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     spec = recipe.distill
-    loader = _loader(splits["train"], spec.batch_size, spec.seed, spec.num_workers)
+    loader = _loader(inputs.train_dataset(splits["train"]), spec.batch_size, spec.seed, spec.num_workers)
     total_steps = spec.max_steps or spec.epochs * len(loader)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total_steps, spec.warmup_ratio))
@@ -140,20 +119,20 @@ def _fit(model, recipe: Recipe, splits: dict[str, Split], checkpoints: Path, key
             torch.manual_seed(spec.seed + epoch)  # dropout masks reproducible after a resume
             loader.generator.manual_seed(spec.seed + epoch)
             started, seen = time.time(), 0
-            for ids, mask, soft, gold in loader:
-                loss = distillation_loss(model(ids, mask), soft, gold, spec, recipe.multi_label)
+            for *batch_inputs, soft, gold in loader:
+                loss = distillation_loss(model(*batch_inputs), soft, gold, spec, recipe.multi_label)
                 optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
                 state["step"] += 1
-                seen += len(ids)
+                seen += len(soft)
                 progress.update(task, advance=1, loss=f"{loss.item():.4f}",
                                 rate=f"{seen / max(time.time() - started, 1e-9):,.0f}")
                 if state["step"] >= total_steps:
                     break
-            score = _validation_f1(model, splits["validation"], recipe)
+            score = _validation_f1(model, inputs, splits["validation"], recipe)
             state["history"].append({"epoch": epoch, "validation_macro_f1": score, "step": state["step"],
                                      "samples_per_s": round(seen / max(time.time() - started, 1e-9), 1)})
             progress.console.print(f"epoch {epoch}: validation macro-F1 {score:.4f}")
@@ -168,14 +147,13 @@ def _fit(model, recipe: Recipe, splits: dict[str, Split], checkpoints: Path, key
     return state["history"]
 
 
-def _loader(split: Split, batch_size: int, seed: int, workers: int):
+def _loader(dataset, batch_size: int, seed: int, workers: int, shuffle: bool = True):
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
-    dataset = TensorDataset(torch.from_numpy(split.ids), torch.from_numpy(split.mask),
-                            torch.from_numpy(split.soft), torch.from_numpy(split.gold))
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, num_workers=workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=workers,
+                      persistent_workers=workers > 0)
 
 
 def _warmup_cosine(total_steps: int, warmup_ratio: float):
@@ -234,35 +212,34 @@ def _load_weights(model, path: Path) -> None:
     model.load_state_dict(load_file(str(path)))
 
 
-def predict(model, ids: np.ndarray, mask: np.ndarray, multi_label: bool, batch_size: int = 512) -> np.ndarray:
-    """Student probabilities for encoded inputs."""
+def predict(model, dataset, multi_label: bool, batch_size: int = 256, workers: int = 0) -> np.ndarray:
+    """Student probabilities over a dataset of `(inputs..., soft, gold)`."""
     import torch
 
     model.eval()
     outputs = []
     with torch.inference_mode():
-        for start in range(0, len(ids), batch_size):
-            logits = model(torch.from_numpy(ids[start:start + batch_size]),
-                           torch.from_numpy(mask[start:start + batch_size]))
+        for *batch_inputs, _soft, _gold in _loader(dataset, batch_size, 0, workers, shuffle=False):
+            logits = model(*batch_inputs)
             outputs.append((torch.sigmoid(logits) if multi_label else torch.softmax(logits, -1)).numpy())
-    return np.concatenate(outputs) if outputs else np.zeros((0, model.head.out_features), np.float32)
+    return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
 
-def _validation_f1(model, split: Split, recipe: Recipe) -> float:
+def _validation_f1(model, inputs, split: Split, recipe: Recipe) -> float:
     from sklearn.metrics import f1_score
 
-    probs = predict(model, split.ids, split.mask, recipe.multi_label)
+    probs = predict(model, inputs.eval_dataset(split), recipe.multi_label, workers=recipe.distill.num_workers)
     if recipe.multi_label:
         return float(f1_score(split.gold, probs >= 0.5, average="macro", zero_division=0))
     return float(f1_score(split.gold, probs.argmax(1), average="macro", zero_division=0))
 
 
-def _finish(recipe, label_manifest, key, model, tokenizer, splits, table, history, seconds, out) -> Manifest:
+def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out) -> Manifest:
     import pandas as pd
 
     labels = recipe.labels
-    probs = {name: predict(model, splits[name].ids, splits[name].mask, recipe.multi_label)
-             for name in ("validation", "test")}
+    probs = {name: predict(model, inputs.eval_dataset(splits[name]), recipe.multi_label,
+                           workers=recipe.distill.num_workers) for name in ("validation", "test")}
     thresholds = choose_thresholds(probs["validation"], splits["validation"].gold, labels, recipe.thresholds,
                                    recipe.benign_label, recipe.multi_label)
     metrics = {"train_seconds": round(seconds, 1), "history": history,
@@ -278,13 +255,11 @@ def _finish(recipe, label_manifest, key, model, tokenizer, splits, table, histor
         metrics["student_vs_teacher_macro_f1"] = round(test["student"]["macro_f1"] / max(test["teacher"]["macro_f1"], 1e-9), 4)
     out.mkdir(parents=True, exist_ok=True)
     _save_weights(model, out / WEIGHTS)
-    tokenizer.save(out / "tokenizer")
+    preprocessing_files = inputs.save(out)
     write_json_atomic(out / "student.json", {
-        "arch": recipe.student.arch, "options": recipe.student.options, "num_labels": len(labels),
-        "labels": labels, "vocab_size": tokenizer.vocab_size, "max_length": recipe.student.max_length,
-        "multi_label": recipe.multi_label,
-        "inputs": {"input_ids": {"shape": [1, recipe.student.max_length], "dtype": "int32"},
-                   "attention_mask": {"shape": [1, recipe.student.max_length], "dtype": "int32"}},
+        "arch": recipe.student.arch, "task": recipe.task, "options": recipe.student.options,
+        "num_labels": len(labels), "labels": labels, "multi_label": recipe.multi_label,
+        "max_length": recipe.student.max_length, "inputs": inputs.input_spec(recipe),
         "outputs": {"logits": {"shape": [1, len(labels)], "dtype": "float32",
                                "activation": "sigmoid" if recipe.multi_label else "softmax"}}})
     write_json_atomic(out / "thresholds.json", thresholds)
@@ -297,7 +272,7 @@ def _finish(recipe, label_manifest, key, model, tokenizer, splits, table, histor
     predictions = pd.concat(rows).merge(table.drop(columns=["role"]), on="key", how="left")
     with atomic_path(out / "predictions.parquet") as tmp:
         predictions.to_parquet(tmp, index=False)
-    artifact_files = [WEIGHTS, "student.json", "thresholds.json", "predictions.parquet"] + [f"tokenizer/{p.name}" for p in sorted((out / "tokenizer").iterdir())]
+    artifact_files = [WEIGHTS, "student.json", "thresholds.json", "predictions.parquet", *preprocessing_files]
     manifest = Manifest(
         stage=STAGE, name=recipe.name, recipe=recipe.model_dump(mode="json"), recipe_sha256=recipe.fingerprint(),
         inputs={"labels": label_manifest.artifacts["labels"]}, inputs_key=key,

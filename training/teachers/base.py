@@ -15,10 +15,11 @@ from edgemod.recipe import Recipe, TeacherSpec
 
 @dataclass(frozen=True)
 class Item:
-    """One thing to score: a stable key (`dataset:split:id`) and its text or image path."""
+    """One thing to score: a stable key (`dataset:split:id`) and its text, or its image path."""
 
     key: str
-    text: str
+    text: str = ""
+    path: str | None = None
 
 
 @dataclass
