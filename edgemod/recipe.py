@@ -26,6 +26,8 @@ class DataSpec(StrictModel):
     calibration: str | None = None
     max_items_per_split: int | None = Field(None, gt=0, description="cap per split, for smoke runs")
     on_bad_row: Literal["error", "skip"] = "error"
+    on_bad_image: Literal["error", "skip"] = Field(
+        "error", description="corrupt or unreadable images: fail the run, or report and skip them")
 
 
 class TeacherSpec(StrictModel):
@@ -39,9 +41,59 @@ class TeacherSpec(StrictModel):
     name: str | None = None
 
 
+# Image augmentation (moderation frames: re-framed, recoloured, heavily compressed live streams).
+class _AugmentStrict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ColorJitterSpec(_AugmentStrict):
+    """torchvision ColorJitter factors; 0 turns one off."""
+
+    brightness: float = Field(0.3, ge=0)
+    contrast: float = Field(0.3, ge=0)
+    saturation: float = Field(0.3, ge=0)
+    hue: float = Field(0.05, ge=0, le=0.5)
+
+
+class JpegSpec(_AugmentStrict):
+    """Re-encode as JPEG at a quality drawn uniformly from `quality` (inclusive), with probability `p`."""
+
+    quality: tuple[int, int] = (30, 95)
+    p: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _range(self) -> JpegSpec:
+        low, high = self.quality
+        if not 1 <= low <= high <= 100:
+            raise ValueError(f"jpeg quality must be 1 <= low <= high <= 100, got {self.quality}")
+        return self
+
+
+class AugmentSpec(_AugmentStrict):
+    """Train-time augmentation; `enabled: false` trains on the eval pipeline."""
+
+    enabled: bool = True
+    scale: tuple[float, float] = Field((0.6, 1.0), description="random resized crop: area fraction range")
+    ratio: tuple[float, float] = Field((3 / 4, 4 / 3), description="random resized crop: aspect ratio range")
+    hflip: float = Field(0.5, ge=0, le=1, description="probability of a horizontal flip")
+    rotation: float = Field(10.0, ge=0, le=180, description="max degrees either way")
+    color_jitter: ColorJitterSpec = Field(default_factory=ColorJitterSpec)
+    jpeg: JpegSpec = Field(default_factory=JpegSpec)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AugmentSpec:
+        if not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {self.scale}")
+        if not 0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"ratio must satisfy 0 < low <= high, got {self.ratio}")
+        return self
+
+
 class StudentSpec(StrictModel):
     arch: str
     max_length: int = Field(64, ge=8, le=512)
+    image_size: int | None = Field(None, ge=32, le=1024, description="square input size; default: the arch's")
+    augment: AugmentSpec = Field(default_factory=AugmentSpec, description="training-time image augmentation")
     vocab_size: int = Field(8000, ge=100, le=8000)
     normalizer: str = "moderation-v1"
     init_embeddings_from: str | None = Field(
@@ -62,7 +114,9 @@ class DistillSpec(StrictModel):
     patience: int = Field(3, ge=1, description="epochs without validation gain before stopping")
     max_steps: int | None = Field(None, ge=1)
     seed: int = 0
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (images: use the cores)")
+    balance: Literal["none", "sampler", "loss_weights"] = Field(
+        "none", description="class imbalance: a class-balanced sampler, or inverse-frequency weights on the gold loss")
 
 
 class ThresholdSpec(StrictModel):

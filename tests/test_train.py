@@ -93,3 +93,12 @@ def test_multi_label_recipe_trains(tiny_recipe_dict, tmp_path):
     manifest = train.run(tmp_path / "label", tmp_path / "train")
     assert 0 <= manifest.metrics["test"]["student"]["macro_auroc"] <= 1
     assert np.isfinite(manifest.metrics["test"]["teacher"]["macro_f1"])
+
+
+@pytest.mark.parametrize("balance", ["sampler", "loss_weights"])
+def test_class_balancing_options_train_and_differ(labelled, tmp_path, balance):
+    plain = train.run(labelled, tmp_path / "plain")
+    balanced = train.run(labelled, tmp_path / balance, overrides=[f"distill.balance={balance}"])
+    assert balanced.artifacts["model.safetensors"].sha256 != plain.artifacts["model.safetensors"].sha256
+    again = train.run(labelled, tmp_path / f"{balance}-again", overrides=[f"distill.balance={balance}"])
+    assert again.artifacts["model.safetensors"].sha256 == balanced.artifacts["model.safetensors"].sha256

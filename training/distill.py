@@ -11,8 +11,11 @@ def soften(teacher_probs, temperature: float):
     return tempered / tempered.sum(dim=-1, keepdim=True)
 
 
-def distillation_loss(student_logits, teacher_probs, gold, spec: DistillSpec, multi_label: bool):
-    """Mean loss over the batch. `gold`: class index (-1 = none) or a multi-hot matrix (-1 rows = none)."""
+def distillation_loss(student_logits, teacher_probs, gold, spec: DistillSpec, multi_label: bool,
+                      class_weights=None):
+    """Mean loss over the batch. `gold`: class index (-1 = none) or a multi-hot matrix (-1 rows = none).
+
+    `class_weights` (one per class) reweight the gold cross-entropy of single-label tasks."""
     import torch
     import torch.nn.functional as F
 
@@ -28,7 +31,7 @@ def distillation_loss(student_logits, teacher_probs, gold, spec: DistillSpec, mu
         log_student = F.log_softmax(student_logits / temperature, dim=-1)
         # T^2 keeps the soft-loss gradient scale independent of T (Hinton et al. 2015).
         soft = (target * (target.clamp_min(1e-8).log() - log_student)).sum(-1) * temperature ** 2
-        hard = F.cross_entropy(student_logits, gold.clamp_min(0), reduction="none")
+        hard = F.cross_entropy(student_logits, gold.clamp_min(0), weight=class_weights, reduction="none")
     if spec.gold_only:
         return hard[has_gold].mean()
     per_row = torch.where(has_gold, spec.alpha * soft + (1 - spec.alpha) * hard, soft)

@@ -105,7 +105,9 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     spec = recipe.distill
-    loader = _loader(inputs.train_dataset(splits["train"]), spec.batch_size, spec.seed, spec.num_workers)
+    sampler, class_weights = _balancing(recipe, splits["train"])
+    loader = _loader(inputs.train_dataset(splits["train"]), spec.batch_size, spec.seed, spec.num_workers,
+                     sampler=sampler)
     total_steps = spec.max_steps or spec.epochs * len(loader)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total_steps, spec.warmup_ratio))
@@ -117,10 +119,10 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
             task = progress.add_task(f"epoch {epoch}/{spec.epochs}", total=len(loader), rate="-", loss="-")
             model.train()
             torch.manual_seed(spec.seed + epoch)  # dropout masks reproducible after a resume
-            loader.generator.manual_seed(spec.seed + epoch)
+            (sampler or loader).generator.manual_seed(spec.seed + epoch)
             started, seen = time.time(), 0
             for *batch_inputs, soft, gold in loader:
-                loss = distillation_loss(model(*batch_inputs), soft, gold, spec, recipe.multi_label)
+                loss = distillation_loss(model(*batch_inputs), soft, gold, spec, recipe.multi_label, class_weights)
                 optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -147,13 +149,27 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
     return state["history"]
 
 
-def _loader(dataset, batch_size: int, seed: int, workers: int, shuffle: bool = True):
+def _loader(dataset, batch_size: int, seed: int, workers: int, shuffle: bool = True, sampler=None):
     import torch
     from torch.utils.data import DataLoader
 
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=workers,
-                      persistent_workers=workers > 0)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      generator=generator, num_workers=workers, persistent_workers=workers > 0)
+
+
+def _balancing(recipe: Recipe, split: Split):
+    """A class-balanced sampler or inverse-frequency loss weights, as the recipe asks.
+
+    Rows without a gold label (transfer items) count as the teacher's top class."""
+    if recipe.distill.balance == "none" or recipe.multi_label:
+        return None, None
+    from training.vision.augment import class_balanced_sampler, class_weights
+
+    classes = np.where(split.gold >= 0, split.gold, split.soft.argmax(axis=1))
+    if recipe.distill.balance == "sampler":
+        return class_balanced_sampler(classes, recipe.distill.seed), None
+    return None, class_weights(classes, len(recipe.labels))
 
 
 def _warmup_cosine(total_steps: int, warmup_ratio: float):
