@@ -63,6 +63,24 @@ def teacher_finetune(
                   f"validation {manifest.metrics['validation']['macro_f1']:.4f}")
 
 
+@teacher_app.command("train")
+def teacher_train(
+    recipe: Path,
+    out: Annotated[Path, typer.Option(help="checkpoint folder for the teacher")],
+    arch: Annotated[str, typer.Option(help="a registered student or any timm model name")] = "resnet18",
+    image_size: Annotated[Optional[int], typer.Option(help="square input size")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="default: the recipe's distill.epochs")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Train a large image teacher from scratch on the recipe's gold labels (no weights are downloaded)."""
+    from edgemod.recipe import load_recipe
+    from training.teachers.train_teacher import run
+
+    manifest = run(load_recipe(recipe, set_), out, arch, image_size, epochs, console=console)
+    console.print(f"[green]teacher saved[/green] to {out}: {manifest.metrics['parameters']:,} parameters, "
+                  f"test macro-F1 {manifest.metrics['test']['macro_f1']:.4f}")
+
+
 @teacher_app.command("list")
 def teacher_list() -> None:
     """List the registered teacher kinds."""

@@ -86,10 +86,11 @@ class ImageInputs:
     payload = "path"
 
     def __init__(self, recipe: Recipe, table):
-        from training.students.vision import student_preprocess
+        from training.students.vision import timm_arch
+        from training.vision.preprocess import PreprocessConfig
 
         self.recipe = recipe
-        self.preprocess = student_preprocess(recipe.student.arch, recipe.student.image_size)
+        self.preprocess = PreprocessConfig.from_timm(timm_arch(recipe.student.arch), recipe.student.image_size)
         self.paths = table["path"].tolist()
         self._check_images(table)
 
@@ -119,10 +120,15 @@ class ImageInputs:
         return self._dataset(split, eval_transform(self.preprocess))
 
     def build_model(self, recipe: Recipe):
+        """A registered image student, or any timm architecture (large teachers trained here)."""
         from training.students import build_student
+        from training.students.vision import create_timm_student, is_image_student
 
-        return build_student(recipe.student.arch, len(recipe.labels), image_size=recipe.student.image_size,
-                             **recipe.student.options)
+        if is_image_student(recipe.student.arch):
+            return build_student(recipe.student.arch, len(recipe.labels), image_size=recipe.student.image_size,
+                                 **recipe.student.options)
+        return create_timm_student(recipe.student.arch, len(recipe.labels), image_size=recipe.student.image_size,
+                                   **recipe.student.options)
 
     def save(self, out: Path) -> list[str]:
         write_json_atomic(out / "preprocess.json", self.preprocess.to_dict())

@@ -1,0 +1,46 @@
+"""Images end to end on real weapons frames with tiny models: `edgemod teacher train` (a timm model
+trained here) -> `edgemod label` with the `timm` teacher -> `edgemod train` (distil)."""
+import json
+
+from edgemod.cli import main
+
+TINY = ["--set", "data.max_items_per_split=48", "--set", "student.arch=test_vision_tiny",
+        "--set", "student.image_size=64", "--set", "distill.epochs=1", "--set", "distill.batch_size=16",
+        "--set", "distill.num_workers=0"]
+
+
+def test_teacher_train_label_distil(tmp_path):
+    teacher = tmp_path / "teacher"
+    assert main(["teacher", "train", "recipes/vision-weapons.yaml", "--arch", "test_vision_tiny",
+                 "--out", str(teacher), "--image-size", "64", "--epochs", "1", *TINY]) == 0
+    config = json.loads((teacher / "config.json").read_text())
+    assert config["labels"] == ["none", "firearm", "knife", "other_weapon"]
+    assert json.loads((teacher / "manifest.json").read_text())["metrics"]["test"]["n"] == 48
+
+    with_teacher = [*TINY, "--set", f"teachers=[{{name: tiny, kind: timm, path: '{teacher}'}}]"]
+    assert main(["label", "recipes/vision-weapons.yaml", "--out", str(tmp_path / "label"), *with_teacher]) == 0
+    assert main(["train", str(tmp_path / "label"), "--out", str(tmp_path / "train")]) == 0
+    manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
+    student = json.loads((tmp_path / "train" / "student.json").read_text())
+    assert student["inputs"]["image"]["shape"] == [1, 3, 64, 64]
+    assert (tmp_path / "train" / "preprocess.json").exists()
+    test = manifest["metrics"]["test"]
+    assert test["student"]["n"] == 48 and set(test["student"]["per_class"]) == set(config["labels"])
+    assert "firearm" in manifest["details"]["thresholds"]["per_class"]
+
+
+def test_corrupt_image_fails_the_run_with_its_path(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    mirror = tmp_path / "data"
+    source = __import__("edgemod.catalog", fromlist=["x"]).load_catalog().resolve("vision/weapons/labels.csv").parent
+    shutil.copytree(source, mirror / "vision" / "weapons", symlinks=True)
+    labels = (mirror / "vision" / "weapons" / "labels.csv").read_text().splitlines()
+    victim = next(line.split(",")[0] for line in labels[1:] if line.endswith(",train"))
+    (mirror / "vision" / "weapons" / victim).write_bytes(b"\xff\xd8\xff not really a jpeg")
+    monkeypatch.setenv("EDGEMOD_DATA_DIR", str(mirror))
+    code = main(["teacher", "train", "recipes/vision-weapons.yaml", "--arch", "test_vision_tiny",
+                 "--out", str(tmp_path / "t"), *TINY, "--set", "data.max_items_per_split=4000"])
+    assert code == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert victim.split("/")[-1] in err and "on_bad_image: skip" in err

@@ -1,0 +1,171 @@
+"""The `timm` teacher: an image classifier saved as an edgemod image checkpoint.
+
+`path` is a folder written by `training.vision.checkpoint.save_image_checkpoint` (what
+`edgemod teacher train` produces); labels and pre-processing come from its `config.json`, so the
+teacher scores images exactly as the model was trained. Items carry the image file in `path`.
+
+```yaml
+teachers:
+  - kind: timm
+    path: runs/weapons-teacher/checkpoint
+    options: {batch_size: 32, threads: 2, tta_hflip: true}
+```
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgemod.errors import EdgemodError
+from edgemod.fsutil import sha256_file
+from edgemod.recipe import TeacherSpec
+from training.teachers.base import Item, TeacherContext, register_teacher
+from training.teachers.common import (
+    batches,
+    check_width,
+    checked_probabilities,
+    identity_string,
+    parse_options,
+    require_path,
+)
+
+
+class TimmOptions(BaseModel):
+    """Options of the `timm` teacher (`teachers[].options`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(32, ge=1)
+    threads: int | None = Field(None, ge=1, description="torch CPU threads while scoring (default: torch's)")
+    image_size: int | None = Field(None, ge=8, description="score at this square size instead of the checkpoint's")
+    multi_label: bool = Field(False, description="independent sigmoid scores instead of one softmax")
+    tta_hflip: bool = Field(False, description="average the scores with those of the mirrored image")
+
+
+class TimmTeacher:
+    """Scores image files with a checkpointed timm model (CUDA when available, else CPU)."""
+
+    def __init__(self, folder: Path, options: TimmOptions):
+        import torch
+
+        from training.students.vision import count_parameters
+        from training.vision.checkpoint import WEIGHTS, load_image_checkpoint
+        from training.vision.preprocess import PreprocessConfig, eval_transform
+
+        self.folder = folder
+        self.options = options
+        self.batch_size = options.batch_size
+        self.multi_label = options.multi_label
+        model, self.config = load_image_checkpoint(folder)
+        self.labels = list(self.config["labels"])
+        self.preprocess = _resized(PreprocessConfig.from_dict(self.config["preprocess"]), options.image_size)
+        self.transform = eval_transform(self.preprocess)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = model.to(self.device).eval()
+        self.parameters = int(count_parameters(self.model))
+        self._weights = folder / WEIGHTS
+
+    def identity(self) -> str:
+        return identity_string(
+            kind="timm", weights_sha256=self._weights_sha256, arch=self.config["arch"], labels=self.labels,
+            preprocess=self.preprocess.to_dict(), multi_label=self.multi_label, tta_hflip=self.options.tta_hflip,
+        )
+
+    @cached_property
+    def _weights_sha256(self) -> str:
+        return sha256_file(self._weights)
+
+    def predict_proba(self, items: Sequence[Item]) -> np.ndarray:
+        parts = []
+        with _torch_threads(self.options.threads):
+            for batch in batches(items, self.batch_size):
+                parts.append(self._score(self.load_batch(batch)))
+        if not parts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return check_width(np.concatenate(parts), self.labels, f"timm checkpoint {self.folder}")
+
+    def load_batch(self, items: Sequence[Item]):
+        """The pre-processed float tensor [n, 3, H, W] for these items' image files."""
+        import torch
+
+        from training.vision.images import load_image
+
+        background = tuple(self.preprocess.alpha_background)
+
+        def prepare(item: Item):
+            return self.transform(load_image(image_path(item), background))
+
+        # PIL releases the GIL while decoding and resizing, so threads overlap the file work.
+        workers = min(len(items), self.options.threads or 2)
+        if workers <= 1:
+            return torch.stack([prepare(item) for item in items])
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return torch.stack(list(pool.map(prepare, items)))
+
+    def _score(self, pixels) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            pixels = pixels.to(self.device)
+            probs = self._activate(self.model(pixels))
+            if self.options.tta_hflip:
+                # Average probabilities (not logits) so each view counts as one calibrated vote.
+                probs = (probs + self._activate(self.model(pixels.flip(-1)))) / 2
+        return checked_probabilities(probs.cpu().numpy())
+
+    def _activate(self, logits):
+        logits = logits.float()
+        return logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
+
+
+def image_path(item: Item) -> Path:
+    """The existing image file of an item, or an error naming the item and the path."""
+    # `Item.path` is new; older callers put the image path in `text`.
+    raw = getattr(item, "path", None) or item.text
+    if not raw:
+        raise EdgemodError(f"item '{item.key}' has no image path",
+                           "image teachers need items whose `path` names an image file")
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise EdgemodError(f"image for item '{item.key}' not found: {path}",
+                           "check that the file exists and that the dataset's image root is right "
+                           "(paths are relative to the working directory)")
+    return path
+
+
+def _resized(cfg, image_size: int | None):
+    """`cfg` at another square input size (crop_pct, mean, std kept)."""
+    if not image_size or image_size == cfg.image_size:
+        return cfg
+    return type(cfg).model_validate({**cfg.model_dump(), "input_size": (3, image_size, image_size)})
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Use `threads` CPU threads inside the block only, so other users of torch are unaffected."""
+    import torch
+
+    if not threads:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@register_teacher("timm")
+def build_timm_teacher(spec: TeacherSpec, context: TeacherContext) -> TimmTeacher:
+    options = parse_options(TimmOptions, spec)
+    folder = require_path(spec.path, "timm teacher checkpoint",
+                          "set path: to a folder written by `edgemod teacher train` "
+                          "(it holds model.safetensors and config.json)")
+    return TimmTeacher(folder, options)

@@ -1,0 +1,81 @@
+"""`edgemod teacher train`: train a large image teacher here on the recipe's gold labels.
+
+No pretrained weights can be downloaded on many machines (and none here), so the default image
+teacher is a larger timm model trained from scratch. It goes through the student trainer in
+gold-only mode (same augmentation, early stopping, checkpoints and resume), then is saved as a
+portable checkpoint folder that the `timm` teacher kind loads.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgemod.errors import EdgemodError
+from edgemod.manifest import Manifest, file_ref, inputs_key, write_manifest
+from edgemod.recipe import Recipe, parse_recipe
+from training.items import collect_items, dataset_inputs
+
+
+def teacher_recipe(recipe: Recipe, arch: str, image_size: int | None, epochs: int | None) -> Recipe:
+    """The recipe with the teacher arch as its model, gold labels only, and no transfer data."""
+    data = recipe.model_dump(mode="json")
+    data["teachers"] = []
+    data["data"]["transfer"] = []
+    data["student"]["arch"] = arch
+    data["student"]["options"] = {}
+    if image_size:
+        data["student"]["image_size"] = image_size
+    data["distill"]["gold_only"] = True
+    if epochs:
+        data["distill"]["epochs"] = epochs
+    return parse_recipe(data, f"teacher variant of {recipe.name}")
+
+
+def run(recipe: Recipe, out: Path, arch: str, image_size: int | None = None, epochs: int | None = None,
+        console=None) -> Manifest:
+    """Train `arch` on the recipe's train split, keep the best epoch on validation, save a checkpoint."""
+    import torch
+
+    from training import train
+    from training.metrics import classification_report
+    from training.vision.checkpoint import save_image_checkpoint
+
+    if recipe.task != "image-classification":
+        raise EdgemodError("`edgemod teacher train` builds image teachers",
+                           "for text, use `edgemod teacher finetune` (MiniLM)")
+    spec = teacher_recipe(recipe, arch, image_size, epochs)
+    torch.manual_seed(spec.distill.seed)
+    table = _gold_table(spec)
+    inputs, splits = train._prepare(spec, table)
+    model = inputs.build_model(spec)
+    out = Path(out)
+    work = out.parent / f".{out.name}.work"
+    key = inputs_key(spec.fingerprint(), dataset_inputs(spec))
+    started = time.time()
+    history = train._fit(model, spec, inputs, splits, work / "checkpoints", key, console)
+    train._load_weights(model, work / "checkpoints" / "best.safetensors")
+    metrics = {"train_seconds": round(time.time() - started, 1), "history": history,
+               "parameters": int(sum(p.numel() for p in model.parameters()))}
+    for name in ("validation", "test"):
+        probs = train.predict(model, inputs.eval_dataset(splits[name]), False, workers=spec.distill.num_workers)
+        metrics[name] = classification_report([spec.labels[i] for i in splits[name].gold], probs, spec.labels)
+    save_image_checkpoint(out, model, arch, spec.labels, inputs.preprocess,
+                          extra={"recipe": recipe.name, "metrics": {k: metrics[k] for k in ("validation", "test")}})
+    manifest = Manifest(
+        stage="teacher", name=f"{recipe.name}-teacher", recipe=spec.model_dump(mode="json"),
+        recipe_sha256=spec.fingerprint(), inputs=dataset_inputs(spec), inputs_key=key, metrics=metrics,
+        artifacts={p.name: file_ref(p, out) for p in sorted(out.iterdir()) if p.is_file() and p.name != "manifest.json"},
+        details={"arch": arch, "image_size": inputs.preprocess.input_size[-1]},
+    )
+    write_manifest(out, manifest)
+    return manifest
+
+
+def _gold_table(recipe: Recipe):
+    """Items with one-hot gold targets in the `p:` columns, shaped like a label run's table."""
+    table = collect_items(recipe)
+    for i, label in enumerate(recipe.labels):
+        table[f"p:{label}"] = (table["label"] == label).astype(np.float32)
+    return table
