@@ -1,7 +1,7 @@
 """`edgemod train`: distil the recipe's teachers into its student.
 
-Reads the label stage's manifest and Parquet file, fits the tokenizer (with its normalizer), trains with early
-stopping on validation macro-F1, picks per-class thresholds on validation, reports validation and
+Reads the label stage's manifest and Parquet file, prepares the task's inputs (a tokenizer with its
+normalizer, or image pre-processing and augmentation), trains with early stopping on validation macro-F1, picks per-class thresholds on validation, reports validation and
 test metrics for the student and the teacher, and writes a run folder with `manifest.json`.
 The whole loop reads top to bottom here; data preparation and evaluation sit just below it.
 """
@@ -20,8 +20,8 @@ from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_
 from edgemod.recipe import Recipe, apply_overrides, parse_recipe
 from training.distill import distillation_loss
 from training.label import label_fingerprint
-from training.metrics import classification_report
 from training.inputs import Split, student_inputs
+from training.metrics import classification_report
 from training.thresholds import choose_thresholds, decide, operating_points
 
 log = logging.getLogger(__name__)
