@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from edgemod.cli_data import data_app
 from edgemod.errors import EdgemodError
 
 app = typer.Typer(help="Distil, export, quantize, verify and publish on-device moderation models.",
@@ -22,15 +23,7 @@ console = Console(stderr=True)
 SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="override a recipe key: a.b=value")]
 
 
-def _mount_data_commands() -> None:
-    try:
-        from edgemod.cli_data import data_app
-    except ImportError:  # the data commands ship in the same package; only a broken install lacks them
-        return
-    app.add_typer(data_app, name="data", help="List, show, validate and fetch datasets.")
-
-
-_mount_data_commands()
+app.add_typer(data_app, name="data", help="List, show, validate and fetch datasets.")
 
 
 @recipe_app.command("validate")
