@@ -44,3 +44,41 @@ def test_corrupt_image_fails_the_run_with_its_path(tmp_path, monkeypatch, capsys
     assert code == 2
     err = capsys.readouterr().err.replace("\n", "")
     assert victim.split("/")[-1] in err and "on_bad_image: skip" in err
+
+
+def _mirror_with(tmp_path, monkeypatch, edit):
+    """A copy of the weapons set whose labels.csv is changed by `edit(lines) -> lines`."""
+    import shutil
+
+    from edgemod.catalog import load_catalog
+
+    source = load_catalog().resolve("vision/weapons/labels.csv").parent
+    target = tmp_path / "data" / "vision" / "weapons"
+    shutil.copytree(source, target)
+    labels = target / "labels.csv"
+    labels.write_text("\n".join(edit(labels.read_text().splitlines())) + "\n")
+    monkeypatch.setenv("EDGEMOD_DATA_DIR", str(tmp_path / "data"))
+    return target
+
+
+def test_wrong_label_in_labels_csv_is_named(tmp_path, monkeypatch, capsys):
+    def relabel_first_train_row(lines):
+        row = next(i for i, line in enumerate(lines) if line.endswith(",train"))
+        path, _label, *rest = lines[row].split(",")
+        lines[row] = ",".join([path, "gun", *rest])
+        return lines
+
+    _mirror_with(tmp_path, monkeypatch, relabel_first_train_row)
+    code = main(["teacher", "train", "recipes/vision-weapons.yaml", "--arch", "test_vision_tiny",
+                 "--out", str(tmp_path / "t"), *TINY])
+    assert code == 2 and "gun" in capsys.readouterr().err
+
+
+def test_missing_image_file_is_named(tmp_path, monkeypatch, capsys):
+    target = _mirror_with(tmp_path, monkeypatch, lambda lines: lines)
+    first_train = next(line.split(",")[0] for line in (target / "labels.csv").read_text().splitlines()
+                       if line.endswith(",train"))
+    (target / first_train).unlink()
+    code = main(["teacher", "train", "recipes/vision-weapons.yaml", "--arch", "test_vision_tiny",
+                 "--out", str(tmp_path / "t"), *TINY])
+    assert code == 2 and first_train.split("/")[-1] in capsys.readouterr().err.replace("\n", "")
