@@ -17,7 +17,8 @@ def test_teacher_train_label_distil(tmp_path):
     assert config["labels"] == ["none", "firearm", "knife", "other_weapon"]
     assert json.loads((teacher / "manifest.json").read_text())["metrics"]["test"]["n"] == 48
 
-    with_teacher = [*TINY, "--set", f"teachers=[{{name: tiny, kind: timm, path: '{teacher}'}}]"]
+    with_teacher = [*TINY, "--set", f"teachers=[{{name: tiny, kind: timm, path: '{teacher}'}}]",
+                    "--set", "distill.channels_last=true"]
     assert main(["label", "recipes/vision-weapons.yaml", "--out", str(tmp_path / "label"), *with_teacher]) == 0
     assert main(["train", str(tmp_path / "label"), "--out", str(tmp_path / "train")]) == 0
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())

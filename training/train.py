@@ -105,6 +105,8 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     spec = recipe.distill
+    if spec.channels_last:
+        model.to(memory_format=torch.channels_last)
     sampler, class_weights = _balancing(recipe, splits["train"])
     loader = _loader(inputs.train_dataset(splits["train"]), spec.batch_size, spec.seed, spec.num_workers,
                      sampler=sampler)
@@ -122,6 +124,7 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
             (sampler or loader).generator.manual_seed(spec.seed + epoch)
             started, seen = time.time(), 0
             for *batch_inputs, soft, gold in loader:
+                batch_inputs = _memory_format(batch_inputs, spec)
                 loss = distillation_loss(model(*batch_inputs), soft, gold, spec, recipe.multi_label, class_weights)
                 optimizer.zero_grad()
                 loss.backward()
@@ -156,6 +159,15 @@ def _loader(dataset, batch_size: int, seed: int, workers: int, shuffle: bool = T
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       generator=generator, num_workers=workers, persistent_workers=workers > 0)
+
+
+def _memory_format(batch_inputs: list, spec):
+    """Images in channels-last layout when the recipe asks (the model is converted in `_fit`)."""
+    if not spec.channels_last:
+        return batch_inputs
+    import torch
+
+    return [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in batch_inputs]
 
 
 def _balancing(recipe: Recipe, split: Split):
