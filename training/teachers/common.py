@@ -3,14 +3,14 @@ range checks, batching and identity strings."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgemod.errors import EdgemodError, did_you_mean
+from edgemod.errors import EdgemodError, did_you_mean, unknown_choice
 from edgemod.recipe import TeacherSpec
 from training.teachers.base import Item
 
@@ -131,3 +131,23 @@ def score_in_batches(items: Sequence[Item], batch_size: int, width: int,
     """Run `score` over the items' texts batch by batch; an empty input gives a [0, width] array."""
     parts = [score([item.text for item in batch]) for batch in batches(items, batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)
+
+
+def preset_name(kind: str, spec: TeacherSpec, preset: str | None, presets: Mapping[str, Any]) -> str | None:
+    """The built-in preset a spec names (`options.preset`, or `path:` set to a preset name), else None."""
+    if preset and spec.path and spec.path != preset:
+        raise EdgemodError(f"{kind} teacher has both path: {spec.path} and options.preset: {preset}",
+                           "keep one of them")
+    name = preset or (spec.path if spec.path in presets else None)
+    if name is not None and name not in presets:
+        raise unknown_choice(f"{kind} preset", name, presets)
+    return name
+
+
+def model_file(kind: str, spec: TeacherSpec, presets: Mapping[str, Any], what: str) -> Path:
+    """The model file of a spec that names no preset; a missing file suggests the closest preset."""
+    known = ", ".join(presets)
+    if spec.path and not Path(spec.path).expanduser().exists():
+        raise EdgemodError(f"{kind} model not found: {spec.path}{did_you_mean(spec.path, presets)}",
+                           f"give the path of {what} (relative to the working directory) or a preset: {known}")
+    return require_path(spec.path, f"{kind} teacher model", f"set path: to {what} or a preset ({known})")

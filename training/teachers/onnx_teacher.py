@@ -31,12 +31,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from edgemod.errors import EdgemodError, MissingDependencyError, did_you_mean, unknown_choice
+from edgemod.errors import EdgemodError, MissingDependencyError, did_you_mean
 from edgemod.fsutil import sha256_file, sha256_tree
 from edgemod.locales import locale_scope
 from edgemod.recipe import TeacherSpec
 from training.teachers.base import Item, TeacherContext, register_teacher
 from training.teachers.common import (
+    model_file,
+    preset_name,
     TeacherOptions,
     batches,
     check_width,
@@ -331,23 +333,10 @@ def _transformers_encoder(folder: Path, max_length: int, fixed_length: int | Non
 
 def _resolve(spec: TeacherSpec, options: OnnxOptions) -> tuple[Path, OnnxPreset | None]:
     """The model file and, for presets, its built-in settings."""
-    if options.preset and spec.path and spec.path != options.preset:
-        raise EdgemodError(f"onnx teacher has both path: {spec.path} and options.preset: {options.preset}",
-                           "keep one of them")
-    name = options.preset or (spec.path if spec.path in PRESETS else None)
+    name = preset_name("onnx", spec, options.preset, PRESETS)
     if name is not None:
-        if name not in PRESETS:
-            raise unknown_choice("onnx preset", name, PRESETS)
         return PRESETS[name].model_path(), PRESETS[name]
-    if spec.path and not Path(spec.path).expanduser().exists():
-        raise EdgemodError(
-            f"ONNX model not found: {spec.path}{did_you_mean(spec.path, PRESETS)}",
-            f"give the path of a .onnx file (relative to the working directory) or a preset: "
-            f"{', '.join(PRESETS)}",
-        )
-    path = require_path(spec.path, "onnx teacher model",
-                        f"set path: to a .onnx file or a preset ({', '.join(PRESETS)})")
-    return path, None
+    return model_file("ONNX", spec, PRESETS, "a .onnx file"), None
 
 
 @register_teacher("onnx")

@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from edgemod.errors import EdgemodError, did_you_mean, unknown_choice
+from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_file
 from edgemod.recipe import TeacherSpec
 from training.teachers.base import Item, TeacherContext, register_teacher
 from training.teachers.onnx_teacher import package_file
 from training.teachers.common import (
+    model_file,
+    preset_name,
     TeacherOptions,
     score_in_batches,
     check_width,
@@ -177,21 +179,10 @@ def _labels(given: list[str] | None, model, path: Path) -> list[str]:
 
 
 def _resolve(spec: TeacherSpec, options: SklearnOptions) -> tuple[Path, Path | None, SklearnPreset | None]:
-    if options.preset and spec.path and spec.path != options.preset:
-        raise EdgemodError(f"sklearn teacher has both path: {spec.path} and options.preset: {options.preset}",
-                           "keep one of them")
-    name = options.preset or (spec.path if spec.path in PRESETS else None)
+    name = preset_name("sklearn", spec, options.preset, PRESETS)
     if name is not None:
-        if name not in PRESETS:
-            raise unknown_choice("sklearn preset", name, PRESETS)
         return *PRESETS[name].paths(), PRESETS[name]
-    if spec.path and not Path(spec.path).expanduser().exists():
-        raise EdgemodError(
-            f"sklearn model not found: {spec.path}{did_you_mean(spec.path, PRESETS)}",
-            f"give the path of a joblib/pickle file or a preset: {', '.join(PRESETS)}",
-        )
-    model = require_path(spec.path, "sklearn teacher model", f"set path: to a .joblib file or a preset "
-                                                             f"({', '.join(PRESETS)})")
+    model = model_file("sklearn", spec, PRESETS, "a joblib/pickle file")
     vectorizer = None
     if options.vectorizer:
         vectorizer = require_path(options.vectorizer, "sklearn vectorizer",
