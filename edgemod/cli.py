@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -121,6 +122,19 @@ def train(
     _print_train_summary(manifest)
 
 
+@app.command("export")
+def export(
+    train_run: Annotated[Path, typer.Argument(help="folder written by `edgemod train`")],
+    out: Annotated[Path, typer.Option(help="folder for the artifacts, golden vectors and manifest")],
+    set_: SetOption = None,
+) -> None:
+    """Export and quantize the student to the recipe's targets (TFLite, Core ML, ONNX), with parity
+    against the fp32 student on the test split, latency, golden vectors and one manifest."""
+    from export.stage import run
+
+    run(train_run, out, set_, console=console)
+
+
 @app.command("baseline")
 def baseline(
     recipe: Path,
@@ -155,9 +169,20 @@ def _print_train_summary(manifest) -> None:
     console.print(table)
 
 
+OWN_LOGGERS = ("edgemod", "training", "export", "quantization", "benchmarks", "mobile_harness")
+
+
+def _configure_logging() -> None:
+    """Our stages log at INFO; converters and quantizers only when something is wrong."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print the problem and the fix, and exit with code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     try:
         app(args=argv, standalone_mode=False)
     except EdgemodError as error:

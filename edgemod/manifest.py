@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgemod.errors import EdgemodError
-from edgemod.fsutil import sha256_file, sha256_text, write_json_atomic
+from edgemod.fsutil import sha256_file, sha256_text, sha256_tree, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -50,9 +50,17 @@ class Manifest(BaseModel):
 
 
 def file_ref(path: str | Path, relative_to: str | Path | None = None) -> FileRef:
+    """A file, or a folder artifact such as an .mlpackage (hashed over its relative paths and bytes)."""
     path = Path(path)
     shown = path.relative_to(relative_to).as_posix() if relative_to else str(path)
+    if path.is_dir():
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return FileRef(path=shown, sha256=sha256_tree(path), bytes=size)
     return FileRef(path=shown, sha256=sha256_file(path), bytes=path.stat().st_size)
+
+
+def _sha256_of(path: Path) -> str:
+    return sha256_tree(path) if path.is_dir() else sha256_file(path)
 
 
 def inputs_key(recipe_sha256: str, inputs: dict[str, FileRef], extra: Any = None) -> str:
@@ -111,7 +119,7 @@ def verify_artifacts(run_dir: str | Path, manifest: Manifest) -> list[str]:
     bad = []
     for name, ref in manifest.artifacts.items():
         path = Path(run_dir) / ref.path
-        if not path.exists() or sha256_file(path) != ref.sha256:
+        if not path.exists() or _sha256_of(path) != ref.sha256:
             bad.append(name)
     return bad
 

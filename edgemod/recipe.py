@@ -135,9 +135,53 @@ class ThresholdSpec(StrictModel):
         return self
 
 
+EXPORT_SCHEMES: dict[str, tuple[str, ...]] = {
+    "tflite": ("fp32", "int8_dynamic", "int8_weight_only", "int8_static"),
+    "coreml": ("fp16", "fp32", "w8", "w8a8", "palettize"),
+    "onnx": ("fp32", "int8_static", "int8_dynamic"),
+}
+FLOAT_SCHEMES = ("fp32", "fp16")
+
+
 class ExportSpec(StrictModel):
+    """One artifact: a target runtime and a quantization scheme (`quant`; none = the float model).
+
+    Every target's float model is always exported too: it is the reference the quantized one is
+    checked against. `float_ops` keeps TFLite op types (e.g. HARD_SWISH) or ONNX op types out of
+    static int8; `op_types` restricts ONNX static int8 to these op types.
+    """
+
     target: Literal["tflite", "coreml", "onnx"]
     quant: str | None = None
+    calibration_items: int = Field(256, gt=0, description="calibration-split items for static schemes")
+    float_ops: list[str] = Field(default_factory=list)
+    op_types: list[str] = Field(default_factory=list)
+    calibration_method: Literal["minmax", "percentile", "entropy"] = Field(
+        "minmax", description="ONNX static int8: how activation ranges are chosen from the calibration set")
+    palettize_bits: Literal[2, 3, 4, 6, 8] = 6
+    minimum_deployment_target: str = Field("iOS17", description="Core ML: coremltools.target name")
+    golden_tolerance: float | None = Field(
+        None, gt=0, description="max |score diff| a device may show on the golden vectors (default: 1e-3 float, 2e-2 quantized)")
+
+    @model_validator(mode="after")
+    def _known_scheme(self) -> "ExportSpec":
+        known = EXPORT_SCHEMES[self.target]
+        if self.quant is not None and self.quant not in known:
+            raise ValueError(f"unknown quant '{self.quant}' for target {self.target}{did_you_mean(self.quant, known)}; "
+                             f"known: {', '.join(known)}")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return self.quant or EXPORT_SCHEMES[self.target][0]
+
+    @property
+    def is_float(self) -> bool:
+        return self.scheme in FLOAT_SCHEMES
+
+    @property
+    def tolerance(self) -> float:
+        return self.golden_tolerance or (1e-3 if self.is_float else 2e-2)
 
 
 class AccuracyBudget(StrictModel):

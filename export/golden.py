@@ -1,0 +1,132 @@
+"""Golden vectors: real test items with the exact model inputs and the scores and decisions the
+artifact must reproduce, for the iOS and Android unit tests (and `mobile_harness`).
+
+Items: for every non-benign class the most confident correct hits, confidently benign items,
+hard negatives (benign items the student scores highest on a violating class) and, for text,
+obfuscated spellings of violating items. Items whose score sits within a few tolerances of a
+threshold are skipped, so a device passing within tolerance also reproduces the decisions.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.thresholds import decide
+
+PER_KIND = 2
+ZERO_WIDTH = "\u200b"
+LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5"})
+
+
+@dataclass
+class GoldenItem:
+    key: str
+    kind: str
+    payload: str
+
+
+def obfuscate(text: str, style: str) -> str:
+    """Spellings users type to slip past filters (the normalizer is meant to undo them)."""
+    if style == "leetspeak":
+        return text.translate(LEET)
+    if style == "zero_width":
+        return ZERO_WIDTH.join(text)
+    return " ".join(text)  # spacing
+
+
+def _cuts(labels: list[str], thresholds: dict) -> np.ndarray:
+    return np.array([thresholds["per_class"].get(l, {}).get("threshold", np.nan) for l in labels])
+
+
+def _stable(scores: np.ndarray, labels: list[str], thresholds: dict, margin: float) -> np.ndarray:
+    cuts = _cuts(labels, thresholds)
+    distance = np.abs(scores - cuts)
+    return ~np.nan_to_num(distance < margin, nan=False).any(axis=1)
+
+
+def select_items(table, reference: np.ndarray, labels: list[str], thresholds: dict, payload: str,
+                 margin: float, is_text: bool) -> list[GoldenItem]:
+    """Pick golden items from the test split (`table` rows align with `reference` scores)."""
+    decisions = decide(reference, labels, thresholds)
+    multi_label = bool(thresholds.get("multi_label"))
+    stable = _stable(reference, labels, thresholds, margin)
+    gold = table["label"].tolist()
+    benign = thresholds.get("benign")
+    items: list[GoldenItem] = []
+
+    def take(kind: str, mask: np.ndarray, score: np.ndarray, count: int = PER_KIND) -> list[int]:
+        chosen = [int(i) for i in np.argsort(-score) if mask[i] and stable[i]][:count]
+        items.extend(GoldenItem(str(table["key"].iloc[i]), kind, str(table[payload].iloc[i])) for i in chosen)
+        return chosen
+
+    violating_rows = []
+    for c, label in enumerate(labels):
+        if label == benign:
+            continue
+        hit = decisions[:, c] == 1 if multi_label else decisions == c
+        is_gold = np.array([label in str(g).split("|") if multi_label else g == label for g in gold])
+        violating_rows += take(f"violating:{label}", hit & is_gold, reference[:, c])
+    if benign is not None and not multi_label:
+        b = labels.index(benign)
+        is_benign = np.array([g == benign for g in gold])
+        take("benign", is_benign & (decisions == b), reference[:, b])
+        others = np.delete(reference, b, axis=1).max(axis=1)
+        take("hard_negative", is_benign & (decisions == b), others)
+    if is_text:
+        for row, style in zip(violating_rows, ("leetspeak", "zero_width", "spacing")):
+            items.append(GoldenItem(f"{table['key'].iloc[row]}#{style}", f"obfuscated:{style}",
+                                    obfuscate(str(table[payload].iloc[row]), style)))
+    return items
+
+
+def encode_tensor(array: np.ndarray) -> dict:
+    """Token ids as plain lists; float tensors as base64 little-endian bytes (JSON stays small)."""
+    array = np.ascontiguousarray(array)
+    if np.issubdtype(array.dtype, np.integer):
+        return {"shape": list(array.shape), "dtype": array.dtype.name, "data": array.ravel().tolist()}
+    little = array.astype(array.dtype.newbyteorder("<"))
+    return {"shape": list(array.shape), "dtype": array.dtype.name, "encoding": "base64-le",
+            "data": base64.b64encode(little.tobytes()).decode("ascii")}
+
+
+def decode_tensor(record: dict) -> np.ndarray:
+    if record.get("encoding") == "base64-le":
+        data = np.frombuffer(base64.b64decode(record["data"]), dtype=np.dtype(record["dtype"]).newbyteorder("<"))
+    else:
+        data = np.asarray(record["data"], dtype=record["dtype"])
+    return data.astype(record["dtype"]).reshape(record["shape"])
+
+
+def golden_record(items: list[GoldenItem], inputs: dict[str, np.ndarray], expected: np.ndarray,
+                  student_scores: np.ndarray, labels: list[str], thresholds: dict, tolerance: float,
+                  header: dict) -> dict:
+    decisions = decide(expected, labels, thresholds)
+    multi_label = bool(thresholds.get("multi_label"))
+    rows = []
+    for i, item in enumerate(items):
+        decision = [labels[c] for c in np.flatnonzero(decisions[i])] if multi_label else labels[int(decisions[i])]
+        rows.append({"key": item.key, "kind": item.kind, "payload": item.payload,
+                     "inputs": {name: encode_tensor(array[i:i + 1]) for name, array in inputs.items()},
+                     "expected_scores": [round(float(x), 6) for x in expected[i]],
+                     "expected_decision": decision,
+                     "fp32_student_scores": [round(float(x), 6) for x in student_scores[i]]})
+    return {**header, "labels": labels, "thresholds": thresholds, "output": "scores",
+            "tolerance": {"max_abs_score_diff": tolerance, "decisions": "exact"}, "items": rows}
+
+
+def check_golden(record: dict, runner) -> dict:
+    """Run every golden item through `runner`; worst score diff and decision mismatches."""
+    labels, thresholds = record["labels"], record["thresholds"]
+    worst, mismatched = 0.0, []
+    for item in record["items"]:
+        scores = runner({n: decode_tensor(t) for n, t in item["inputs"].items()})
+        worst = max(worst, float(np.abs(scores[0] - np.asarray(item["expected_scores"])).max()))
+        decision = decide(scores, labels, thresholds)[0]
+        got = [labels[c] for c in np.flatnonzero(decision)] if thresholds.get("multi_label") else labels[int(decision)]
+        if got != item["expected_decision"]:
+            mismatched.append(item["key"])
+    limit = record["tolerance"]["max_abs_score_diff"]
+    return {"items": len(record["items"]), "max_abs_score_diff": round(worst, 6),
+            "decision_mismatches": mismatched, "passed": worst <= limit and not mismatched}

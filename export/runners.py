@@ -1,0 +1,141 @@
+"""One call signature for every artifact: `runner({input name: batch-1 array}) -> scores [1, C]`.
+
+Runners feed the exact tensors a device would (int32 token ids and mask, or the pre-processed
+float image), quantize/dequantize int8 model inputs and outputs with the model's own parameters,
+and use the runtime's default CPU path (XNNPACK for LiteRT) with a chosen thread count.
+"""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edgemod.errors import EdgemodError, MissingDependencyError
+
+
+class Runner(Protocol):
+    input_names: tuple[str, ...]
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+def _quantize(array: np.ndarray, dtype, params) -> np.ndarray:
+    scale, zero_point = params
+    if not scale:
+        return array.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(array / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+class TFLiteRunner:
+    """LiteRT interpreter. litert-torch names inputs args_0, args_1... in the module's argument order."""
+
+    def __init__(self, path: str | Path, input_names: tuple[str, ...], threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.input_names = input_names
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        details = sorted(self.interpreter.get_input_details(), key=lambda d: _arg_index(d["name"]))
+        self._inputs = dict(zip(input_names, details))
+        self._output = self.interpreter.get_output_details()[0]
+
+    @property
+    def delegate_partitions(self) -> int:
+        """XNNPACK partitions: 1 means the whole graph runs on the fast path."""
+        return sum(op["op_name"] == "DELEGATE" for op in self.interpreter._get_ops_details())
+
+    def io_details(self) -> dict:
+        def describe(d):
+            scale, zero_point = d["quantization"]
+            return {"tensor": d["name"], "shape": [int(x) for x in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
+                    **({"quantization": {"scale": float(scale), "zero_point": int(zero_point)}} if scale else {})}
+
+        return {"inputs": {n: describe(d) for n, d in self._inputs.items()}, "outputs": {"scores": describe(self._output)}}
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        for name, detail in self._inputs.items():
+            self.interpreter.set_tensor(detail["index"], _quantize(inputs[name], detail["dtype"], detail["quantization"]))
+        self.interpreter.invoke()
+        out = self.interpreter.get_tensor(self._output["index"])
+        scale, zero_point = self._output["quantization"]
+        return (out.astype(np.float32) - zero_point) * scale if scale else out.astype(np.float32)
+
+
+def _arg_index(tensor_name: str) -> int:
+    digits = tensor_name.rsplit("_", 1)[-1].split(":")[0]
+    return int(digits) if digits.isdigit() else 0
+
+
+class OnnxRunner:
+    def __init__(self, path: str | Path, input_names: tuple[str, ...], threads: int = 1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.input_names = input_names
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def io_details(self) -> dict:
+        def describe(arg):
+            return {"tensor": arg.name, "shape": list(arg.shape), "dtype": arg.type}
+
+        return {"inputs": {a.name: describe(a) for a in self.session.get_inputs()},
+                "outputs": {a.name: describe(a) for a in self.session.get_outputs()}}
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {n: inputs[n] for n in self.input_names})[0].astype(np.float32)
+
+
+class CoreMLRunner:
+    """Core ML predictions exist only on macOS; elsewhere this refuses instead of pretending."""
+
+    def __init__(self, path: str | Path, input_names: tuple[str, ...], threads: int = 1):
+        if not coreml_can_predict():
+            raise EdgemodError(f"cannot run {path}: Core ML predictions need macOS (this is {platform.system()})",
+                               "run the Core ML parity check on a Mac: `edgemod export` does it there automatically")
+        import coremltools as ct
+
+        self.input_names = input_names
+        self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        out = self.model.predict({n: inputs[n] for n in self.input_names})
+        return np.asarray(out["scores"], dtype=np.float32).reshape(1, -1)
+
+
+class TorchRunner:
+    def __init__(self, module, input_names: tuple[str, ...], threads: int | None = None):
+        self.module, self.input_names, self.threads = module, input_names, threads
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            return self.module(*(torch.from_numpy(inputs[n]) for n in self.input_names)).numpy()
+
+
+def coreml_can_predict() -> bool:
+    return platform.system() == "Darwin"
+
+
+RUNNERS = {"tflite": TFLiteRunner, "onnx": OnnxRunner, "coreml": CoreMLRunner}
+
+
+def load_runner(target: str, path: str | Path, input_names: tuple[str, ...], threads: int = 1) -> Runner:
+    try:
+        return RUNNERS[target](path, input_names, threads)
+    except ImportError as error:
+        package = {"tflite": "ai-edge-litert", "onnx": "onnxruntime", "coreml": "coremltools"}[target]
+        raise MissingDependencyError(package, f"running {target} artifacts") from error
+
+
+def run_all(runner: Runner, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Scores for a whole split, one item at a time (artifacts have batch size 1, like a device)."""
+    count = len(next(iter(inputs.values())))
+    return np.concatenate([runner({n: a[i:i + 1] for n, a in inputs.items()}) for i in range(count)])

@@ -1,0 +1,309 @@
+"""`edgemod export`: every target and quantization scheme of the recipe, checked on real data.
+
+Reads a finished train run; writes one folder holding the artifacts, the files a device needs
+beside them (tokenizer or pre-processing, thresholds), golden vectors per artifact, and
+`manifest.json` describing every artifact (interface, quantization, calibration hash, parity
+against the fp32 student on the whole test split, latency, sizes, tool versions, sha256).
+The float model of each target is always exported: it is what quantized variants are cut from.
+"""
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.latency import interleaved
+from benchmarks.parity import parity_report
+from edgemod.errors import EdgemodError
+from edgemod.fsutil import write_json_atomic
+from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, write_manifest
+from edgemod.recipe import EXPORT_SCHEMES, ExportSpec, Recipe, apply_overrides, parse_recipe
+from export.runners import TorchRunner, coreml_can_predict, load_runner, run_all
+from export.student import OUTPUT_NAME, TrainedStudent, load_trained_student
+
+STAGE = "export"
+FORMAT_VERSION = 1
+STATIC_SCHEMES = {("tflite", "int8_static"), ("onnx", "int8_static"), ("coreml", "w8a8")}
+DEFAULT_EXPORTS = [ExportSpec(target="tflite"), ExportSpec(target="coreml"), ExportSpec(target="onnx")]
+EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}
+
+
+@dataclass
+class Artifact:
+    """One exported model file and what is known about it."""
+
+    spec: ExportSpec
+    path: Path
+    quantization: dict = field(default_factory=dict)
+    estimate: object | None = None  # torch module computing what a Core ML model computes
+    handle: object | None = None  # the in-memory Core ML model, to compress without reloading
+    record: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.target}_{self.spec.scheme}"
+
+    @property
+    def runs_here(self) -> bool:
+        return self.spec.target != "coreml" or coreml_can_predict()
+
+
+def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=None) -> Manifest:
+    """Export the student of the train run at `upstream` into `out`."""
+    upstream, out = Path(upstream), Path(out)
+    student = load_trained_student(upstream)
+    student.recipe = _resolve_recipe(student.recipe, overrides or [])
+    used = {name: student.manifest.artifacts[name]
+            for name in ("model.safetensors", "student.json", "thresholds.json", "predictions.parquet")}
+    key = inputs_key(student.recipe.fingerprint(), used, extra={"format": FORMAT_VERSION, "os": platform.system()})
+    if (done := finished_run(out, STAGE, key)) is not None:
+        _say(console, f"[green]export {out}: nothing to do, inputs unchanged and artifacts intact[/]")
+        return done
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    test = _TestSet.load(student, console)
+    artifacts = _build(student, _specs(student.recipe), out, console)
+    for artifact in artifacts:
+        _say(console, f"parity of {artifact.name} on {len(test.gold)} test items")
+        artifact.record = _describe(student, artifact, test, out)
+    latency = _latency(student, artifacts, test)
+    _write_golden(student, artifacts, test, out)
+    tool_files = _copy_device_files(student, out)
+    seconds = time.perf_counter() - started
+    return _finish(student, key, used, artifacts, latency, tool_files, seconds, out, console)
+
+
+def _resolve_recipe(recipe: Recipe, overrides: list[str]) -> Recipe:
+    """Only what happens after training (export targets, budgets) may change here."""
+    for override in overrides:
+        if not override.split("=", 1)[0].strip().startswith(("export", "budgets")):
+            raise EdgemodError(f"override '{override}' changes training, not export",
+                               "only export... and budgets... can change here; re-run `edgemod train` for the rest")
+    return parse_recipe(apply_overrides(recipe.model_dump(mode="json"), overrides), "recipe with overrides")
+
+
+def _specs(recipe: Recipe) -> list[ExportSpec]:
+    """The recipe's exports plus each target's float model, float models first."""
+    wanted = recipe.export or DEFAULT_EXPORTS
+    floats = {s.target: s for s in wanted if s.is_float}
+    for spec in wanted:
+        floats.setdefault(spec.target, ExportSpec(target=spec.target, minimum_deployment_target=spec.minimum_deployment_target))
+    seen, ordered = set(), []
+    for spec in [*floats.values(), *(s for s in wanted if not s.is_float)]:
+        if (spec.target, spec.scheme) not in seen:
+            seen.add((spec.target, spec.scheme))
+            ordered.append(spec)
+    return ordered
+
+
+@dataclass
+class _TestSet:
+    inputs: dict[str, np.ndarray]
+    gold: np.ndarray
+    reference: np.ndarray  # fp32 student scores
+    table: object
+
+    @classmethod
+    def load(cls, student: TrainedStudent, console) -> "_TestSet":
+        table = student.split("test")
+        if table.empty:
+            raise EdgemodError(f"the train run {student.run_dir} scored no test items",
+                               "set data.test in the recipe and re-run `edgemod train`")
+        _say(console, f"encoding {len(table)} test items")
+        inputs = student.encode(table[student.payload_column].tolist())
+        reference = _torch_scores(student.module, inputs, student.input_names)
+        labels = student.labels
+        if student.recipe.multi_label:
+            gold = np.array([[int(l in str(v).split("|")) for l in labels] for v in table["label"]])
+        else:
+            gold = np.array([labels.index(v) for v in table["label"]])
+        return cls(inputs, gold, reference, table)
+
+
+def _torch_scores(module, inputs: dict[str, np.ndarray], names: tuple[str, ...], batch: int = 128) -> np.ndarray:
+    import torch
+
+    count = len(inputs[names[0]])
+    with torch.inference_mode():
+        return np.concatenate([module(*(torch.from_numpy(inputs[n][i:i + batch]) for n in names)).float().numpy()
+                               for i in range(0, count, batch)])
+
+
+def _build(student: TrainedStudent, specs: list[ExportSpec], out: Path, console) -> list[Artifact]:
+    from export import targets
+
+    calibration = None
+    if any((s.target, s.scheme) in STATIC_SCHEMES for s in specs):
+        from quantization.calibration import calibration_inputs
+
+        items = max(s.calibration_items for s in specs if (s.target, s.scheme) in STATIC_SCHEMES)
+        calibration = calibration_inputs(student, items)
+        _say(console, f"calibration set: {calibration[2]}")
+    built: dict[str, Artifact] = {}
+    for spec in specs:
+        path = out / spec.target / f"model_{spec.scheme}{EXTENSIONS[spec.target]}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _say(console, f"{spec.target} {spec.scheme} -> {path.relative_to(out)}")
+        begun = time.perf_counter()
+        artifact = targets.build(student, spec, path, built, calibration)
+        artifact.quantization["seconds"] = round(time.perf_counter() - begun, 1)
+        built[artifact.name] = artifact
+    return list(built.values())
+
+
+def _describe(student: TrainedStudent, artifact: Artifact, test: _TestSet, out: Path) -> dict:
+    scores, mode = _artifact_scores(student, artifact, test.inputs)
+    parity = parity_report(test.reference, scores, test.gold, student.labels, student.thresholds)
+    size = file_ref(artifact.path, out).bytes
+    artifact.record["scores"] = scores
+    return {"target": artifact.spec.target, "scheme": artifact.spec.scheme, "file": artifact.path.relative_to(out).as_posix(),
+            "bytes": size, "size_mb": round(size / 1e6, 3), "quantization": artifact.quantization,
+            "interface": _interface(student, artifact), "parity": parity, "parity_mode": mode}
+
+
+def _artifact_scores(student: TrainedStudent, artifact: Artifact, inputs: dict) -> tuple[np.ndarray, str]:
+    if artifact.runs_here:
+        runner = load_runner(artifact.spec.target, artifact.path, student.input_names)
+        return run_all(runner, inputs), f"measured in {artifact.spec.target} runtime"
+    estimate = artifact.estimate or student.module
+    how = ("estimate: same compression applied in PyTorch (coremltools.optimize.torch)" if artifact.estimate
+           else "estimate: fp32 PyTorch (fp16 rounding not modelled)")
+    return _torch_scores(estimate, inputs, student.input_names), f"{how}; Core ML predictions need macOS, not run"
+
+
+def _interface(student: TrainedStudent, artifact: Artifact) -> dict:
+    declared = {"inputs": {n: {"shape": s, "dtype": student.input_dtypes()[n]} for n, s in student.input_shapes().items()},
+                "outputs": {OUTPUT_NAME: {"shape": [1, len(student.labels)], "dtype": "float32",
+                                          "meaning": "sigmoid" if student.recipe.multi_label else "softmax"}}}
+    if artifact.spec.target == "coreml":
+        from export.coreml import validate_program
+
+        return {**declared, "program": validate_program(artifact.path, student.input_names)}
+    runner = load_runner(artifact.spec.target, artifact.path, student.input_names)
+    details = runner.io_details()
+    if artifact.spec.target == "tflite":
+        details["xnnpack_partitions"] = runner.delegate_partitions
+    return {**declared, "runtime": details}
+
+
+def _latency(student: TrainedStudent, artifacts: list[Artifact], test: _TestSet) -> dict:
+    """p50 per artifact at 1 and 2 threads, interleaved with torch eager fp32 in the same run."""
+    item = {n: a[:1] for n, a in test.inputs.items()}
+    results = {}
+    for threads in (1, 2):
+        calls = {"torch_eager_fp32": _bound(TorchRunner(student.module, student.input_names, threads), item)}
+        for artifact in artifacts:
+            if artifact.runs_here:
+                calls[artifact.name] = _bound(load_runner(artifact.spec.target, artifact.path, student.input_names, threads), item)
+        results[f"{threads}_thread"] = interleaved(calls, rounds=5, runs=60)
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    return results
+
+
+def _bound(runner, item):
+    return lambda: runner(item)
+
+
+def _write_golden(student: TrainedStudent, artifacts: list[Artifact], test: _TestSet, out: Path) -> None:
+    from export.golden import check_golden, golden_record, select_items
+
+    margin = 3 * max(a.spec.tolerance for a in artifacts)
+    items = select_items(test.table, test.reference, student.labels, student.thresholds, student.payload_column,
+                         margin, student.is_text)
+    inputs = student.encode([i.payload for i in items])
+    reference = _torch_scores(student.module, inputs, student.input_names)
+    for artifact in artifacts:
+        runner = (load_runner(artifact.spec.target, artifact.path, student.input_names) if artifact.runs_here
+                  else TorchRunner(artifact.estimate or student.module, student.input_names))
+        expected = run_all(runner, inputs)
+        header = {"artifact": artifact.record["file"], "target": artifact.spec.target, "scheme": artifact.spec.scheme,
+                  "expected_from": "this artifact in its runtime" if artifact.runs_here
+                  else "PyTorch estimate of this artifact (Core ML needs macOS)", "input_names": list(student.input_names)}
+        record = golden_record(items, inputs, expected, reference, student.labels, student.thresholds,
+                               artifact.spec.tolerance, header)
+        path = out / "golden" / f"{artifact.name}.json"
+        path.parent.mkdir(exist_ok=True)
+        write_json_atomic(path, record)
+        artifact.record["golden"] = {"file": path.relative_to(out).as_posix(), "items": len(items),
+                                     "check_here": check_golden(record, runner)}
+
+
+def _copy_device_files(student: TrainedStudent, out: Path) -> list[str]:
+    for relative in student.tool_files():
+        target = out / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(student.run_dir / relative, target)
+    return student.tool_files()
+
+
+def _finish(student, key, used, artifacts, latency, tool_files, seconds, out, console) -> Manifest:
+    records = {a.name: {k: v for k, v in a.record.items() if k != "scores"} for a in artifacts}
+    summary = _summary(artifacts, latency)
+    files = {name: file_ref(out / rec["file"], out) for name, rec in records.items()}
+    files.update({f"golden:{name}": file_ref(out / rec["golden"]["file"], out) for name, rec in records.items()})
+    files.update({relative: file_ref(out / relative, out) for relative in tool_files})
+    manifest = Manifest(
+        stage=STAGE, name=student.recipe.name, recipe=student.recipe.model_dump(mode="json"),
+        recipe_sha256=student.recipe.fingerprint(), inputs=used, inputs_key=key, artifacts=files,
+        metrics={"export_seconds": round(seconds, 1), "summary": summary, "latency": latency},
+        details={"artifacts": records, "labels": student.labels, "thresholds": student.thresholds,
+                 "student": student.spec, "train_run": str(student.run_dir.resolve()),
+                 "student_metrics": {k: student.manifest.metrics.get(k) for k in ("test", "student_parameters")},
+                 "teachers": student.manifest.details.get("teachers", []),
+                 "coreml_predictions": "run on macOS" if coreml_can_predict() else
+                 "not run: Core ML predicts only on macOS; parity estimated in PyTorch"})
+    write_manifest(out, manifest)
+    _print_summary(console, summary, seconds)
+    return manifest
+
+
+def _summary(artifacts: list[Artifact], latency: dict) -> dict:
+    one = latency["1_thread"]
+    torch_p50 = one["torch_eager_fp32"]["p50_ms"]
+    rows = {}
+    for artifact in artifacts:
+        parity = artifact.record["parity"]
+        row = {"size_mb": artifact.record["size_mb"], "decision_agreement": parity["decision_agreement"],
+               "macro_auroc_drop": parity["macro_auroc_drop"], "max_abs_score_diff": parity["max_abs_score_diff"],
+               "parity_measured": artifact.runs_here}
+        if artifact.name in one:
+            float_name = f"{artifact.spec.target}_{EXPORT_SCHEMES[artifact.spec.target][0]}"
+            row["p50_ms_1thread"] = one[artifact.name]["p50_ms"]
+            row["p50_ms_2threads"] = latency["2_thread"][artifact.name]["p50_ms"]
+            row["speedup_vs_torch_eager"] = round(torch_p50 / row["p50_ms_1thread"], 2)
+            if float_name in one:
+                row["speedup_vs_float_same_runtime"] = round(one[float_name]["p50_ms"] / row["p50_ms_1thread"], 2)
+        rows[artifact.name] = row
+    return {"torch_eager_fp32_p50_ms_1thread": torch_p50, "artifacts": rows}
+
+
+def _print_summary(console, summary: dict, seconds: float) -> None:
+    if console is None:
+        return
+    from rich.table import Table
+
+    table = Table(title=f"export: {seconds:.0f} s; torch eager fp32 p50 {summary['torch_eager_fp32_p50_ms_1thread']} ms (1 thread)")
+    table.add_column("artifact", no_wrap=True)
+    for column in ("MB", "agree", "AUC drop", "max |Δ|", "ms 1t", "ms 2t", "× float", "× torch"):
+        table.add_column(column, justify="right")
+    for name, row in summary["artifacts"].items():
+        agreement = f"{row['decision_agreement']:.4f}" + ("" if row["parity_measured"] else "*")
+        drop = row["macro_auroc_drop"]
+        table.add_row(name, f"{row['size_mb']:.2f}", agreement, "-" if drop is None else f"{drop:+.4f}",
+                      f"{row['max_abs_score_diff']:.4f}",
+                      str(row.get("p50_ms_1thread", "-")), str(row.get("p50_ms_2threads", "-")),
+                      str(row.get("speedup_vs_float_same_runtime", "-")), str(row.get("speedup_vs_torch_eager", "-")))
+    console.print(table)
+    if any(not row["parity_measured"] for row in summary["artifacts"].values()):
+        console.print("* estimated in PyTorch: Core ML predictions need macOS")
+
+
+def _say(console, message: str) -> None:
+    if console is not None:
+        console.print(message)

@@ -1,0 +1,146 @@
+"""The trained student as the export stage sees it: the module (scores out), its input spec, and
+the real items (validation and test) the training run scored, ready to feed to any runtime."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from edgemod.errors import EdgemodError
+from edgemod.manifest import Manifest, read_manifest, verify_artifacts
+from edgemod.recipe import Recipe, parse_recipe
+
+TEXT_INPUTS = ("input_ids", "attention_mask")
+IMAGE_INPUTS = ("image",)
+OUTPUT_NAME = "scores"
+
+
+def scoring_model(model, multi_label: bool):
+    """Wrap a logits model so every artifact outputs the scores the thresholds apply to."""
+    import torch
+
+    class ScoringModel(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs):
+            logits = self.inner(*inputs)
+            return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
+
+    return ScoringModel(model).eval()
+
+
+@dataclass
+class TrainedStudent:
+    """A finished `edgemod train` run, loaded for export."""
+
+    run_dir: Path
+    manifest: Manifest
+    recipe: Recipe
+    spec: dict
+    thresholds: dict
+    predictions: object = field(repr=False)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.recipe.labels
+
+    @property
+    def is_text(self) -> bool:
+        return self.recipe.task != "image-classification"
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return TEXT_INPUTS if self.is_text else IMAGE_INPUTS
+
+    @cached_property
+    def module(self):
+        """The student with its trained weights, scores out, ready to trace (eval mode)."""
+        from safetensors.torch import load_file
+
+        from training.students import build_student
+        from training.students.vision import reparameterize
+
+        options = dict(self.spec.get("options") or {})
+        if self.is_text:
+            model = build_student(self.spec["arch"], self.spec["num_labels"], vocab_size=self.spec["vocab_size"],
+                                  max_length=self.spec["max_length"], **options)
+        else:
+            from training.students.vision import create_timm_student, is_image_student
+
+            size = self.spec["inputs"]["image"]["shape"][-1]
+            build = build_student if is_image_student(self.spec["arch"]) else create_timm_student
+            model = build(self.spec["arch"], self.spec["num_labels"], image_size=size, **options)
+        model.load_state_dict(load_file(str(self.run_dir / "model.safetensors")))
+        model.eval()
+        if not self.is_text:
+            model = reparameterize(model)
+        return scoring_model(model, self.recipe.multi_label)
+
+    @cached_property
+    def tokenizer(self):
+        from training.text.tokenizer import WordPieceTokenizer
+
+        return WordPieceTokenizer.load(self.run_dir / "tokenizer")
+
+    @cached_property
+    def preprocess(self):
+        from training.vision.preprocess import PreprocessConfig
+
+        return PreprocessConfig.from_dict(json.loads((self.run_dir / "preprocess.json").read_text()))
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        return {name: list(self.spec["inputs"][name]["shape"]) for name in self.input_names}
+
+    def input_dtypes(self) -> dict[str, str]:
+        return {name: self.spec["inputs"][name]["dtype"] for name in self.input_names}
+
+    def encode(self, payloads: list) -> dict[str, np.ndarray]:
+        """Model inputs for texts or image paths, batch-first, exactly as a device would build them."""
+        if self.is_text:
+            ids, mask = self.tokenizer.encode(list(payloads), max_length=self.spec["max_length"])
+            return {"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(np.int32)}
+        from training.vision.images import load_image
+        from training.vision.preprocess import eval_transform
+
+        transform = eval_transform(self.preprocess)
+        return {"image": np.stack([transform(load_image(p)).numpy() for p in payloads]).astype(np.float32)}
+
+    def split(self, role: str):
+        """Rows of the training run's predictions for `validation` or `test` (payload, label, scores)."""
+        return self.predictions[self.predictions["role"] == role].reset_index(drop=True)
+
+    @property
+    def payload_column(self) -> str:
+        return "text" if self.is_text else "path"
+
+    def sample_inputs(self) -> dict[str, np.ndarray]:
+        return self.encode(self.split("validation")[self.payload_column].tolist()[:1])
+
+    def tool_files(self) -> list[str]:
+        """Files a device needs beside the model: the tokenizer or the pre-processing config."""
+        if self.is_text:
+            return ["student.json", "thresholds.json",
+                    *(f"tokenizer/{p.name}" for p in sorted((self.run_dir / "tokenizer").iterdir()))]
+        return ["student.json", "thresholds.json", "preprocess.json"]
+
+
+def load_trained_student(run_dir: str | Path) -> TrainedStudent:
+    """Read a finished train run, checking its files are intact."""
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir, "train")
+    if broken := verify_artifacts(run_dir, manifest):
+        raise EdgemodError(f"train run {run_dir} has missing or changed files: {', '.join(broken)}",
+                           f"re-run `edgemod train` into {run_dir}")
+    spec = json.loads((run_dir / "student.json").read_text())
+    if "vocab_size" not in spec and "input_ids" in spec.get("inputs", {}):
+        spec["vocab_size"] = spec["inputs"].get("vocab_size")
+    return TrainedStudent(run_dir=run_dir, manifest=manifest, recipe=parse_recipe(manifest.recipe, str(run_dir)),
+                          spec=spec, thresholds=json.loads((run_dir / "thresholds.json").read_text()),
+                          predictions=pd.read_parquet(run_dir / "predictions.parquet"))

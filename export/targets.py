@@ -1,0 +1,99 @@
+"""Build one artifact per (target, scheme): float conversion or a quantization of the float model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgemod.recipe import ExportSpec
+from export.student import TrainedStudent
+
+COREML_W8A8_CALIBRATION_ITEMS = 64  # fake-quant calibration in PyTorch is slow; 64 items fix the ranges
+
+
+def build(student: TrainedStudent, spec: ExportSpec, path: Path, built: dict, calibration) -> "Artifact":
+    from export.stage import Artifact
+
+    artifact = Artifact(spec=spec, path=path, quantization={"scheme": spec.scheme})
+    if calibration is not None and not spec.is_float:
+        artifact.quantization.update({"calibration_sha256": calibration[1], "calibration_source": calibration[2]})
+    BUILDERS[spec.target](student, artifact, built, calibration[0] if calibration else None)
+    if spec.scheme in ("int8_dynamic", "int8_weight_only", "w8", "palettize"):
+        artifact.quantization.pop("calibration_sha256", None)
+        artifact.quantization.pop("calibration_source", None)
+    return artifact
+
+
+def _metadata(student: TrainedStudent, spec: ExportSpec) -> dict:
+    per_class = {label: entry["threshold"] for label, entry in student.thresholds["per_class"].items()}
+    extra = ({"tokenizer": "tokenizer/tokenizer_spec.json", "max_length": student.spec["max_length"]} if student.is_text
+             else {"preprocess": json.loads((student.run_dir / "preprocess.json").read_text())})
+    return {"description": f"edgemod {student.recipe.name}: {student.recipe.task}, scores for {', '.join(student.labels)}",
+            "edgemod.recipe": student.recipe.name, "edgemod.scheme": spec.scheme,
+            "thresholds": per_class, "benign": student.thresholds.get("benign"),
+            "inputs": list(student.input_names), **extra}
+
+
+def _tflite(student: TrainedStudent, artifact, built: dict, calibration) -> None:
+    spec = artifact.spec
+    if spec.is_float:
+        from export.tflite import export_tflite
+
+        export_tflite(student.module, student.sample_inputs(), student.input_names, artifact.path)
+        artifact.quantization.update({"engine": "litert-torch"})
+        return
+    from quantization.tflite import quantize_tflite
+
+    details = quantize_tflite(built["tflite_fp32"].path, artifact.path, spec.scheme,
+                              calibration if spec.scheme == "int8_static" else None, student.input_names, spec.float_ops)
+    artifact.quantization.update(details)
+
+
+def _onnx(student: TrainedStudent, artifact, built: dict, calibration) -> None:
+    spec = artifact.spec
+    if spec.is_float:
+        from export.onnx_export import OPSET, export_onnx
+
+        export_onnx(student.module, student.sample_inputs(), student.input_names, artifact.path, _metadata(student, spec))
+        artifact.quantization.update({"engine": "torch.onnx (dynamo)", "opset": OPSET})
+        return
+    from quantization.onnx import quantize_onnx
+
+    details = quantize_onnx(built["onnx_fp32"].path, artifact.path, spec.scheme,
+                            calibration if spec.scheme == "int8_static" else None, spec.op_types, spec.float_ops,
+                            spec.calibration_method)
+    artifact.quantization.update(details)
+
+
+def _coreml(student: TrainedStudent, artifact, built: dict, calibration) -> None:
+    from export.coreml import convert_coreml, describe, save_mlpackage
+
+    spec = artifact.spec
+    common = dict(labels=student.labels, multi_label=student.recipe.multi_label, target=spec.minimum_deployment_target,
+                  metadata=_metadata(student, spec))
+    artifact.quantization.update({"engine": "coremltools", "minimum_deployment_target": spec.minimum_deployment_target})
+    if spec.is_float:
+        artifact.handle = convert_coreml(student.module, student.sample_inputs(), student.input_names,
+                                         precision=spec.scheme, **common)
+    elif spec.scheme == "w8a8":
+        from quantization.calibration import rows
+        from quantization.coreml import torch_estimate
+        from export.tflite import torch_sample
+
+        batches = [torch_sample(row, student.input_names) for row in rows(calibration)][:COREML_W8A8_CALIBRATION_ITEMS]
+        artifact.estimate = torch_estimate(student.module, "w8a8", spec.palettize_bits, batches)
+        artifact.handle = convert_coreml(artifact.estimate, student.sample_inputs(), student.input_names,
+                                         precision="fp16", **common)
+        artifact.quantization.update({"weights": "int8 per-channel symmetric", "activations": "int8 (LinearQuantizer)"})
+    else:
+        from quantization.coreml import compress_program, torch_estimate
+
+        base = next(a for a in built.values() if a.spec.target == "coreml" and a.spec.is_float)
+        artifact.handle = compress_program(base.handle, spec.scheme, spec.palettize_bits)
+        describe(artifact.handle, student.labels, {**common["metadata"], "edgemod.scheme": spec.scheme})
+        artifact.estimate = torch_estimate(student.module, spec.scheme, spec.palettize_bits)
+        artifact.quantization.update({"weights": "int8 per-channel symmetric" if spec.scheme == "w8"
+                                      else f"{spec.palettize_bits}-bit k-means palette"})
+    save_mlpackage(artifact.handle, artifact.path)
+
+
+BUILDERS = {"tflite": _tflite, "onnx": _onnx, "coreml": _coreml}

@@ -1,0 +1,82 @@
+"""TFLite int8 schemes, applied by ai-edge-quantizer to the fp32 .tflite.
+
+- int8_dynamic: int8 weights, activations quantized on the fly (no calibration). The fast, safe
+  choice for text models: embeddings, masks and pooling stay float.
+- int8_weight_only: int8 weights de-quantized at load; smallest change, fp32 speed.
+- int8_static: int8 weights and activations, ranges from the calibration set. Op types XNNPACK
+  cannot run in int8 stay float (see XNNPACK_FLOAT_OPS); otherwise each one splits the graph
+  into separate delegate partitions and the int8 model runs slower than fp32.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+from edgemod.errors import EdgemodError, MissingDependencyError
+from edgemod.fsutil import atomic_path
+from quantization.calibration import rows
+
+# Measured with ai-edge-litert 2.3.0: an int8 HARD_SWISH is not delegated to XNNPACK, so
+# MobileNetV3 split into 20 partitions and ran 3.5x slower than fp32; kept float it is one partition.
+XNNPACK_FLOAT_OPS = ("HARD_SWISH",)
+
+
+def _recipes():
+    try:
+        from ai_edge_quantizer import quantizer, recipe
+    except ImportError:
+        raise MissingDependencyError("ai-edge-quantizer", "TFLite int8 quantization") from None
+    return quantizer, recipe
+
+
+def quantization_recipe(scheme: str, float_ops: list[str]) -> list[dict]:
+    _, recipe = _recipes()
+    if scheme == "int8_dynamic":
+        return recipe.dynamic_wi8_afp32()
+    if scheme == "int8_weight_only":
+        return recipe.weight_only_wi8_afp32()
+    entries = copy.deepcopy(recipe.static_wi8_ai8())
+    for op in dict.fromkeys([*XNNPACK_FLOAT_OPS, *float_ops]):
+        entries.append({"regex": ".*", "operation": op.upper(), "algorithm_key": "no_quantize"})
+    return entries
+
+
+def quantize_tflite(float_model: Path, out: Path, scheme: str, calibration: dict | None,
+                    input_names: tuple[str, ...], float_ops: list[str]) -> dict:
+    """Write the int8 model to `out`; returns the recipe used (recorded in the manifest)."""
+    quantizer, _ = _recipes()
+    entries = quantization_recipe(scheme, float_ops)
+    engine = quantizer.Quantizer(str(float_model))
+    engine.load_quantization_recipe(entries)
+    ranges = None
+    if engine.need_calibration:
+        if calibration is None:
+            raise EdgemodError(f"{scheme} needs calibration data", "set data.calibration in the recipe")
+        feeds = [{f"args_{i}": row[name] for i, name in enumerate(input_names)} for row in rows(calibration)]
+        ranges = engine.calibrate({"serving_default": feeds})
+    result = engine.quantize(ranges)
+    with atomic_path(out) as tmp:
+        result.export_model(str(tmp), overwrite=True)
+    smoke_test(out, input_names, calibration)
+    return {"engine": "ai-edge-quantizer", "recipe": entries}
+
+
+def smoke_test(path: Path, input_names: tuple[str, ...], calibration: dict | None) -> None:
+    """Several int8 failures only show at invoke time: run the model once before trusting it."""
+    from export.runners import TFLiteRunner
+
+    try:
+        runner = TFLiteRunner(path, input_names)
+        if calibration is not None:
+            runner(next(rows(calibration)))
+        else:
+            runner.interpreter.invoke()
+    except RuntimeError as error:
+        path.unlink(missing_ok=True)
+        node = re.search(r"Node number \d+ \((\w+)\) failed", str(error))
+        op = node.group(1) if node else None
+        raise EdgemodError(f"the int8 TFLite model fails at run time{f' in op {op}' if op else ''}: "
+                           f"{str(error).splitlines()[0]}",
+                           f"add {op or 'the failing op type'} to this export's float_ops in the recipe, "
+                           "or use int8_dynamic") from None
