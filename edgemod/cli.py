@@ -178,6 +178,7 @@ def _configure_logging() -> None:
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # converters' inner progress bars; stages report their own steps
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,9 @@ IMAGE_INPUTS = ("image",)
 OUTPUT_NAME = "scores"
 
 
-def scoring_model(model, multi_label: bool):
-    """Wrap a logits model so every artifact outputs the scores the thresholds apply to."""
+def scoring_model(model, multi_label: bool, text: bool):
+    """Wrap a logits model so every artifact outputs the scores the thresholds apply to.
+    Named arguments (no *args) so FX-based quantizers can trace it."""
     import torch
 
     class ScoringModel(torch.nn.Module):
@@ -27,11 +28,18 @@ def scoring_model(model, multi_label: bool):
             super().__init__()
             self.inner = inner
 
-        def forward(self, *inputs):
-            logits = self.inner(*inputs)
+        def scores(self, logits):
             return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
 
-    return ScoringModel(model).eval()
+    class TextScoring(ScoringModel):
+        def forward(self, input_ids, attention_mask):
+            return self.scores(self.inner(input_ids, attention_mask))
+
+    class ImageScoring(ScoringModel):
+        def forward(self, image):
+            return self.scores(self.inner(image))
+
+    return (TextScoring if text else ImageScoring)(model).eval()
 
 
 @dataclass
@@ -79,7 +87,7 @@ class TrainedStudent:
         model.eval()
         if not self.is_text:
             model = reparameterize(model)
-        return scoring_model(model, self.recipe.multi_label)
+        return scoring_model(model, self.recipe.multi_label, self.is_text)
 
     @cached_property
     def tokenizer(self):

@@ -74,6 +74,10 @@ def teacher_calls() -> list[int]:
 
 @pytest.fixture
 def tiny_recipe_dict() -> dict:
+    return tiny_text_recipe()
+
+
+def tiny_text_recipe() -> dict:
     """A real-data text recipe small enough to label and train in seconds."""
     return {
         "name": "tiny-hate",

@@ -38,6 +38,18 @@ def test_label_then_train_through_the_cli(tmp_path, sms_teacher):
     again = json.loads((tmp_path / "train" / "manifest.json").read_text())
     assert again["created_at"] == manifest["created_at"]  # nothing re-done
 
+    # export + quantize (the recipe's targets) and verify parity on the real test split
+    assert main(["export", str(tmp_path / "train"), "--out", str(tmp_path / "export")]) == 0
+    exported = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    summary = exported["metrics"]["summary"]["artifacts"]
+    assert set(summary) == {"tflite_fp32", "tflite_int8_dynamic", "coreml_fp16", "coreml_w8", "onnx_fp32",
+                            "onnx_int8_dynamic"}
+    assert summary["tflite_fp32"]["decision_agreement"] == 1.0
+    assert summary["tflite_int8_dynamic"]["decision_agreement"] >= 0.99
+    assert summary["onnx_int8_dynamic"]["decision_agreement"] >= 0.99
+    assert summary["tflite_int8_dynamic"]["size_mb"] < summary["tflite_fp32"]["size_mb"] / 2
+    assert exported["details"]["artifacts"]["tflite_int8_dynamic"]["parity"]["items"] == 400
+
 
 def test_cli_reports_user_errors_with_a_fix(tmp_path, capsys):
     assert main(["train", str(tmp_path / "missing"), "--out", str(tmp_path / "t")]) == 2

@@ -1,0 +1,237 @@
+"""Export and quantization of tiny trained students (real data) through every target and scheme."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from edgemod.errors import EdgemodError
+from edgemod.manifest import read_manifest, verify_artifacts
+from edgemod.recipe import parse_recipe
+from export import stage
+from export.golden import check_golden, decode_tensor, encode_tensor
+from export.runners import coreml_can_predict, load_runner
+from training import label, train
+
+TEXT_EXPORTS = [{"target": "tflite", "quant": "int8_dynamic"}, {"target": "tflite", "quant": "int8_weight_only"},
+                {"target": "coreml", "quant": "w8"}, {"target": "coreml", "quant": "palettize", "palettize_bits": 4},
+                {"target": "onnx", "quant": "int8_dynamic"},
+                {"target": "onnx", "quant": "int8_static", "calibration_items": 32}]
+VISION_EXPORTS = [{"target": "tflite", "quant": "int8_static", "calibration_items": 24},
+                  {"target": "tflite", "quant": "int8_dynamic"},
+                  {"target": "coreml", "quant": "w8"}, {"target": "coreml", "quant": "w8a8", "calibration_items": 24},
+                  {"target": "onnx", "quant": "int8_static", "calibration_items": 24}]
+WEAPONS = ["none", "firearm", "knife", "other_weapon"]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    from conftest import tiny_text_recipe
+
+    recipe = tiny_text_recipe()
+    recipe["export"] = TEXT_EXPORTS
+    root = tmp_path_factory.mktemp("text")
+    label.run(parse_recipe(recipe), root / "label")
+    train.run(root / "label", root / "train")
+    return root / "train"
+
+
+@pytest.fixture(scope="module")
+def text_export(text_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("text-export") / "export"
+    return out, stage.run(text_run, out)
+
+
+@pytest.fixture(scope="module")
+def vision_run(tmp_path_factory):
+    """A tiny image student distilled from a scores-file teacher on real weapons frames."""
+    from edgemod.catalog import load_split
+
+    root = tmp_path_factory.mktemp("vision")
+    rows = []
+    for split in ("train", "validation", "test"):
+        for _, row in load_split(f"weapons:{split}", max_items=40).iterrows():
+            rows.append({"key": row["key"], **{l: 0.85 if l == row["label"] else 0.05 for l in WEAPONS}})
+    pd.DataFrame(rows).to_parquet(root / "scores.parquet")
+    recipe = {"name": "tiny-weapons", "task": "image-classification", "labels": WEAPONS,
+              "data": {"train": "weapons:train", "validation": "weapons:validation", "test": "weapons:test",
+                       "calibration": "weapons:validation", "max_items_per_split": 40},
+              "teachers": [{"name": "scores", "kind": "scores", "path": str(root / "scores.parquet")}],
+              "student": {"arch": "test_vision_tiny", "image_size": 64},
+              "distill": {"epochs": 2, "batch_size": 16, "lr": 0.003, "num_workers": 0},
+              "thresholds": {"policy": "max_f1", "benign": "none"}, "export": VISION_EXPORTS}
+    label.run(parse_recipe(recipe), root / "label")
+    train.run(root / "label", root / "train")
+    return root / "train"
+
+
+def _artifacts(manifest):
+    return manifest.details["artifacts"]
+
+
+def test_text_student_goes_through_every_target(text_export):
+    out, manifest = text_export
+    artifacts = _artifacts(manifest)
+    expected = {"tflite_fp32", "tflite_int8_dynamic", "tflite_int8_weight_only", "coreml_fp16",
+                "coreml_w8", "coreml_palettize", "onnx_fp32", "onnx_int8_dynamic", "onnx_int8_static"}
+    assert set(artifacts) == expected
+    assert verify_artifacts(out, manifest) == []
+    for name, record in artifacts.items():
+        assert (out / record["file"]).exists(), name
+        parity = record["parity"]
+        assert parity["items"] == manifest.details["student_metrics"]["test"]["student"]["n"]
+        assert 0.0 <= parity["decision_agreement"] <= 1.0
+    # float artifacts decide exactly like the student
+    for name in ("tflite_fp32", "onnx_fp32"):
+        assert artifacts[name]["parity"]["decision_agreement"] == 1.0
+        assert artifacts[name]["parity"]["max_abs_score_diff"] < 1e-4
+    tflite_inputs = artifacts["tflite_fp32"]["interface"]["runtime"]["inputs"]
+    assert {n: d["dtype"] for n, d in tflite_inputs.items()} == {"input_ids": "int32", "attention_mask": "int32"}
+    assert artifacts["tflite_int8_dynamic"]["bytes"] < artifacts["tflite_fp32"]["bytes"] * 0.7
+    for file in ("tokenizer/tokenizer.json", "thresholds.json", "student.json"):
+        assert (out / file).exists()
+
+
+def test_core_ml_parity_says_how_it_was_obtained(text_export):
+    _, manifest = text_export
+    record = _artifacts(manifest)["coreml_w8"]
+    assert record["interface"]["program"]["inputs"] == ["input_ids", "attention_mask"]
+    if coreml_can_predict():
+        assert record["parity_mode"].startswith("measured")
+    else:
+        assert "need macOS, not run" in record["parity_mode"] and "coremltools.optimize.torch" in record["parity_mode"]
+        assert "macOS" in manifest.details["coreml_predictions"]
+
+
+def test_manifest_records_quantization_and_calibration(text_export):
+    _, manifest = text_export
+    artifacts = _artifacts(manifest)
+    static = artifacts["onnx_int8_static"]["quantization"]
+    assert len(static["calibration_sha256"]) == 64 and "32 items" in static["calibration_source"]
+    assert static["mode"] == "static QDQ" and static["per_channel"]
+    assert "calibration_sha256" not in artifacts["tflite_int8_dynamic"]["quantization"]
+    assert manifest.details["teachers"] and manifest.tool_versions["litert-torch"]
+    latency = manifest.metrics["latency"]
+    assert {"1_thread", "2_thread"} <= set(latency)
+    assert "torch_eager_fp32" in latency["1_thread"] and "tflite_int8_dynamic" in latency["1_thread"]
+
+
+def test_golden_vectors_replay_through_fresh_runners(text_export):
+    out, manifest = text_export
+    for name in ("tflite_int8_dynamic", "onnx_fp32"):
+        record = json.loads((out / _artifacts(manifest)[name]["golden"]["file"]).read_text())
+        kinds = {item["kind"].split(":")[0] for item in record["items"]}
+        assert {"violating", "obfuscated"} <= kinds  # benign kinds need a model that clears the thresholds
+        target = record["target"]
+        runner = load_runner(target, out / record["artifact"], tuple(record["input_names"]))
+        result = check_golden(record, runner)
+        assert result["passed"], result
+
+
+def test_golden_vectors_catch_a_different_model(text_export):
+    out, manifest = text_export
+    record = json.loads((out / _artifacts(manifest)["tflite_fp32"]["golden"]["file"]).read_text())
+    for item in record["items"]:
+        item["expected_scores"] = list(reversed(item["expected_scores"]))
+    runner = load_runner("tflite", out / record["artifact"], tuple(record["input_names"]))
+    assert not check_golden(record, runner)["passed"]
+
+
+def test_rerun_does_nothing(text_run, text_export):
+    out, manifest = text_export
+    again = stage.run(text_run, out)
+    assert again.created_at == manifest.created_at
+
+
+def test_overrides_may_only_touch_export_and_budgets(text_run, tmp_path):
+    with pytest.raises(EdgemodError, match="changes training"):
+        stage.run(text_run, tmp_path / "x", ["distill.epochs=9"])
+
+
+def test_vision_student_goes_through_every_target(vision_run, tmp_path):
+    manifest = stage.run(vision_run, tmp_path / "export")
+    artifacts = _artifacts(manifest)
+    assert set(artifacts) == {"tflite_fp32", "tflite_int8_static", "tflite_int8_dynamic", "coreml_fp16", "coreml_w8",
+                              "coreml_w8a8", "onnx_fp32", "onnx_int8_static"}
+    assert artifacts["tflite_fp32"]["parity"]["max_abs_score_diff"] < 1e-4
+    static = artifacts["tflite_int8_static"]
+    # MobileNetV3's int8 HARD_SWISH is not run by XNNPACK: kept float, the graph stays one partition
+    assert static["interface"]["runtime"]["xnnpack_partitions"] == 1
+    assert static["interface"]["runtime"]["inputs"]["image"]["shape"] == [1, 3, 64, 64]
+    assert artifacts["coreml_w8a8"]["quantization"]["activations"].startswith("int8")
+    preprocess = json.loads((tmp_path / "export" / "preprocess.json").read_text())
+    assert preprocess["input_size"] == [3, 64, 64]
+    golden = json.loads((tmp_path / "export" / static["golden"]["file"]).read_text())
+    image = decode_tensor(golden["items"][0]["inputs"]["image"])
+    assert image.shape == (1, 3, 64, 64) and image.dtype == np.float32
+
+
+def test_unsupported_op_is_named_with_its_module():
+    import torch
+
+    from export.coreml import convert_coreml
+    from export.tflite import export_tflite
+
+    class Special(torch.nn.Module):
+        def forward(self, x):
+            return torch.special.bessel_j0(x)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.odd = torch.nn.Linear(4, 4), Special()
+
+        def forward(self, x):
+            return self.odd(self.body(x))
+
+    sample = {"image": np.ones((1, 4), np.float32)}
+    with pytest.raises(EdgemodError, match=r"cannot convert op '.*bessel_j0.*' in module 'odd'"):
+        convert_coreml(Net().eval(), sample, ("image",), labels=list("abcd"), multi_label=False, precision="fp16",
+                       target="iOS17", metadata={})
+    with pytest.raises(EdgemodError, match=r"tflite cannot convert op 'aten.special_bessel_j0.*' in module 'odd'"):
+        export_tflite(Net().eval(), sample, ("image",), __import__("pathlib").Path("/nonexistent/never.tflite"))
+
+
+def test_int8_failure_at_run_time_names_the_op(tmp_path, monkeypatch):
+    """Some int8 models convert, then fail inside the runtime (efficientvit's DIV under static int8):
+    the smoke test removes the file and names the op and the fix."""
+    from quantization import tflite
+
+    class FailingRunner:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.Node number 62 (DIV) "
+                               "failed to invoke.")
+
+    monkeypatch.setattr("export.runners.TFLiteRunner", FailingRunner)
+    model = tmp_path / "model_int8_static.tflite"
+    model.write_bytes(b"not really a model")
+    with pytest.raises(EdgemodError, match=r"fails at run time in op DIV") as failure:
+        tflite.smoke_test(model, ("image",), None)
+    assert "add DIV to this export's float_ops" in failure.value.hint
+    assert not model.exists()
+
+
+def test_unknown_scheme_is_refused_with_a_suggestion():
+    from edgemod.recipe import ExportSpec
+
+    with pytest.raises(ValueError, match="did you mean 'int8_static'"):
+        ExportSpec(target="tflite", quant="int8_statik")
+
+
+def test_tensor_encoding_round_trips():
+    images = np.random.default_rng(0).normal(size=(1, 3, 8, 8)).astype(np.float32)
+    ids = np.arange(12, dtype=np.int32).reshape(1, 12)
+    assert np.array_equal(decode_tensor(json.loads(json.dumps(encode_tensor(images)))), images)
+    assert np.array_equal(decode_tensor(json.loads(json.dumps(encode_tensor(ids)))), ids)
+
+
+def test_parity_counts_flips_at_the_shipped_thresholds():
+    from benchmarks.parity import parity_report
+
+    thresholds = {"policy": "max_f1", "benign": "ok", "multi_label": False, "per_class": {"bad": {"threshold": 0.5}}}
+    reference = np.array([[0.9, 0.1], [0.4, 0.6], [0.7, 0.3], [0.2, 0.8]])
+    candidate = reference.copy()
+    candidate[1] = [0.52, 0.48]  # crosses the threshold: one flip
+    report = parity_report(reference, candidate, np.array([0, 1, 0, 1]), ["ok", "bad"], thresholds)
+    assert report["decision_flips"] == 1 and report["decision_agreement"] == 0.75
+    assert report["max_abs_score_diff"] == pytest.approx(0.12)
