@@ -127,12 +127,14 @@ def export(
     train_run: Annotated[Path, typer.Argument(help="folder written by `edgemod train`")],
     out: Annotated[Path, typer.Option(help="folder for the artifacts, golden vectors and manifest")],
     set_: SetOption = None,
+    recipe: Annotated[Optional[Path], typer.Option(
+        help="take export targets and budgets from this (edited) recipe instead of the trained one")] = None,
 ) -> None:
     """Export and quantize the student to the recipe's targets (TFLite, Core ML, ONNX), with parity
     against the fp32 student on the test split, latency, golden vectors and one manifest."""
     from export.stage import run
 
-    run(train_run, out, set_, console=console)
+    run(train_run, out, set_, console=console, recipe_path=recipe)
 
 
 @app.command("baseline")

@@ -52,10 +52,17 @@ class Artifact:
         return self.spec.target != "coreml" or coreml_can_predict()
 
 
-def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=None) -> Manifest:
-    """Export the student of the train run at `upstream` into `out`."""
+def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=None,
+        recipe_path: Path | None = None) -> Manifest:
+    """Export the student of the train run at `upstream` into `out`.
+
+    The recipe is the one the student was trained with; `recipe_path` may bring a newer export
+    list and budgets from an edited recipe file, as long as nothing that shaped training changed.
+    """
     upstream, out = Path(upstream), Path(out)
     student = load_trained_student(upstream)
+    if recipe_path is not None:
+        student.recipe = _with_export_from(student.recipe, Path(recipe_path))
     student.recipe = _resolve_recipe(student.recipe, overrides or [])
     used = {name: student.manifest.artifacts[name]
             for name in ("model.safetensors", "student.json", "thresholds.json", "predictions.parquet")}
@@ -84,6 +91,18 @@ def _resolve_recipe(recipe: Recipe, overrides: list[str]) -> Recipe:
             raise EdgemodError(f"override '{override}' changes training, not export",
                                "only export... and budgets... can change here; re-run `edgemod train` for the rest")
     return parse_recipe(apply_overrides(recipe.model_dump(mode="json"), overrides), "recipe with overrides")
+
+
+def _with_export_from(trained: Recipe, recipe_path: Path) -> Recipe:
+    from edgemod.recipe import load_recipe
+
+    edited = load_recipe(recipe_path)
+    post_training = {"export", "budgets"}
+    changed = [k for k in trained.model_fields if k not in post_training and getattr(trained, k) != getattr(edited, k)]
+    if changed:
+        raise EdgemodError(f"{recipe_path} differs from the recipe the student was trained with in: {', '.join(changed)}",
+                           "re-run `edgemod label`/`edgemod train` with the edited recipe, or only edit export and budgets")
+    return trained.model_copy(update={"export": edited.export, "budgets": edited.budgets})
 
 
 def _specs(recipe: Recipe) -> list[ExportSpec]:
@@ -299,7 +318,7 @@ def _print_summary(console, summary: dict, seconds: float) -> None:
                       f"{row['max_abs_score_diff']:.4f}",
                       str(row.get("p50_ms_1thread", "-")), str(row.get("p50_ms_2threads", "-")),
                       str(row.get("speedup_vs_float_same_runtime", "-")), str(row.get("speedup_vs_torch_eager", "-")))
-    console.print(table)
+    console.print(table, width=max(console.width, 120))
     if any(not row["parity_measured"] for row in summary["artifacts"].values()):
         console.print("* estimated in PyTorch: Core ML predictions need macOS")
 

@@ -235,3 +235,20 @@ def test_parity_counts_flips_at_the_shipped_thresholds():
     report = parity_report(reference, candidate, np.array([0, 1, 0, 1]), ["ok", "bad"], thresholds)
     assert report["decision_flips"] == 1 and report["decision_agreement"] == 0.75
     assert report["max_abs_score_diff"] == pytest.approx(0.12)
+
+
+def test_edited_recipe_brings_new_exports_but_not_new_training(text_run, tmp_path):
+    import yaml
+
+    from conftest import tiny_text_recipe
+
+    recipe = tiny_text_recipe()
+    recipe["export"] = [{"target": "onnx", "quant": "int8_dynamic"}]
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    manifest = stage.run(text_run, tmp_path / "export", recipe_path=path)
+    assert set(_artifacts(manifest)) == {"onnx_fp32", "onnx_int8_dynamic"}
+    recipe["distill"]["epochs"] = 7
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(EdgemodError, match="differs from the recipe the student was trained with in: distill"):
+        stage.run(text_run, tmp_path / "again", recipe_path=path)
