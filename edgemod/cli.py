@@ -20,6 +20,8 @@ recipe_app = typer.Typer(help="Check recipes.", no_args_is_help=True)
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(recipe_app, name="recipe")
 console = Console(stderr=True)
+if not console.is_terminal:  # logs and CI: wide enough that result tables are not truncated
+    console.width = max(console.width, 140)
 
 SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="override a recipe key: a.b=value")]
 

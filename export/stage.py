@@ -318,7 +318,7 @@ def _print_summary(console, summary: dict, seconds: float) -> None:
                       f"{row['max_abs_score_diff']:.4f}",
                       str(row.get("p50_ms_1thread", "-")), str(row.get("p50_ms_2threads", "-")),
                       str(row.get("speedup_vs_float_same_runtime", "-")), str(row.get("speedup_vs_torch_eager", "-")))
-    console.print(table, width=max(console.width, 120))
+    console.print(table)
     if any(not row["parity_measured"] for row in summary["artifacts"].values()):
         console.print("* estimated in PyTorch: Core ML predictions need macOS")
 
