@@ -176,11 +176,19 @@ def _print_train_summary(manifest) -> None:
 OWN_LOGGERS = ("edgemod", "training", "export", "quantization", "benchmarks", "mobile_harness")
 
 
+class _OwnInfoFilter(logging.Filter):
+    """INFO from edgemod's packages; from converters and quantizers only warnings and errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.split(".")[0] in OWN_LOGGERS
+
+
 def _configure_logging() -> None:
     """Our stages log at INFO; converters and quantizers only when something is wrong."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in OWN_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _OwnInfoFilter) for f in handler.filters):
+            handler.addFilter(_OwnInfoFilter())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TQDM_DISABLE", "1")  # converters' inner progress bars; stages report their own steps
 
