@@ -131,12 +131,13 @@ def export(
     set_: SetOption = None,
     recipe: Annotated[Optional[Path], typer.Option(
         help="take export targets and budgets from this (edited) recipe instead of the trained one")] = None,
+    verbose: Annotated[bool, typer.Option(help="show the converters' own output")] = False,
 ) -> None:
     """Export and quantize the student to the recipe's targets (TFLite, Core ML, ONNX), with parity
     against the fp32 student on the test split, latency, golden vectors and one manifest."""
     from export.stage import run
 
-    run(train_run, out, set_, console=console, recipe_path=recipe)
+    run(train_run, out, set_, console=console, recipe_path=recipe, verbose=verbose)
 
 
 @app.command("baseline")

@@ -22,6 +22,7 @@ from edgemod.errors import EdgemodError
 from edgemod.fsutil import write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, write_manifest
 from edgemod.recipe import EXPORT_SCHEMES, ExportSpec, Recipe, apply_overrides, parse_recipe
+from export.quiet import quiet_converters
 from export.runners import TorchRunner, coreml_can_predict, load_runner, run_all
 from export.student import OUTPUT_NAME, TrainedStudent, load_trained_student
 
@@ -53,7 +54,7 @@ class Artifact:
 
 
 def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=None,
-        recipe_path: Path | None = None) -> Manifest:
+        recipe_path: Path | None = None, verbose: bool = False) -> Manifest:
     """Export the student of the train run at `upstream` into `out`.
 
     The recipe is the one the student was trained with; `recipe_path` may bring a newer export
@@ -72,13 +73,15 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
         return done
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    test = _TestSet.load(student, console)
-    artifacts = _build(student, _specs(student.recipe), out, console)
-    for artifact in artifacts:
-        _say(console, f"parity of {artifact.name} on {len(test.gold)} test items")
-        artifact.record = _describe(student, artifact, test, out)
-    latency = _latency(student, artifacts, test)
-    _write_golden(student, artifacts, test, out)
+    with quiet_converters(verbose):
+        test = _TestSet.load(student, console)
+        artifacts = _build(student, _specs(student.recipe), out, console)
+        for artifact in artifacts:
+            _say(console, f"parity of {artifact.name} on {len(test.gold)} test items")
+            artifact.record = _describe(student, artifact, test, out)
+        _say(console, "latency at 1 and 2 threads, interleaved with torch eager")
+        latency = _latency(student, artifacts, test)
+        _write_golden(student, artifacts, test, out)
     tool_files = _copy_device_files(student, out)
     seconds = time.perf_counter() - started
     return _finish(student, key, used, artifacts, latency, tool_files, seconds, out, console)

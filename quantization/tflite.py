@@ -59,7 +59,8 @@ def quantize_tflite(float_model: Path, out: Path, scheme: str, calibration: dict
         ranges = engine.calibrate({"serving_default": feeds})
     result = engine.quantize(ranges)
     with atomic_path(out) as tmp:
-        result.export_model(str(tmp), overwrite=True)
+        tmp.unlink(missing_ok=True)
+        result.export_model(str(tmp))
     smoke_test(out, input_names, calibration)
     return {"engine": "ai-edge-quantizer", "recipe": entries}
 
