@@ -23,7 +23,7 @@ def measure(call: Callable[[], object], runs: int = 200, warmup: int = 20) -> di
 
 
 def interleaved(calls: dict[str, Callable[[], object]], rounds: int = 5, runs: int = 100,
-                warmup: int = 20) -> dict[str, dict]:
+                warmup: int = 20, keep_samples: bool = False) -> dict[str, dict]:
     """Measure several calls in alternating rounds so a noisy neighbour hits them all alike;
     each call's p50 is the median of its per-round medians."""
     for call in calls.values():
@@ -44,4 +44,6 @@ def interleaved(calls: dict[str, Callable[[], object]], rounds: int = 5, runs: i
                      "p99_ms": round(float(np.percentile(values, 99)), 4), "mean_ms": round(float(values.mean()), 4),
                      "round_p50_spread": round((max(rounds_p50) - min(rounds_p50)) / max(np.median(values), 1e-9), 4),
                      "runs": int(len(values))}
+        if keep_samples:
+            out[name]["samples"] = [round(float(v), 4) for v in values]
     return out

@@ -140,6 +140,35 @@ def export(
     run(train_run, out, set_, console=console, recipe_path=recipe, verbose=verbose)
 
 
+@app.command("bench")
+def bench(
+    export_run: Annotated[Path, typer.Argument(help="folder written by `edgemod export`")],
+    out: Annotated[Path, typer.Option(help="folder for bench.json, scores and latency samples")],
+    quick: Annotated[bool, typer.Option(help="fewer latency calls (smoke runs)")] = False,
+) -> None:
+    """Latency (p50/p90/p99, cold start, peak RSS), accuracy and slices of every artifact, beside the
+    fp32 student and the teacher, on the real test split."""
+    from benchmarks.bench import run
+
+    run(export_run, out, console=console, quick=quick)
+
+
+@app.command("gate")
+def gate(
+    bench_run: Annotated[Path, typer.Argument(help="folder written by `edgemod bench`")],
+    out: Annotated[Optional[Path], typer.Option(help="folder for gate.json/.md, junit.xml, report.html "
+                                                     "(default: beside the bench folder, named gate)")] = None,
+    baseline: Annotated[Optional[Path], typer.Option(help="bench folder of the last released version")] = None,
+    set_: SetOption = None,
+    recipe: Annotated[Optional[Path], typer.Option(help="take budgets from this (edited) recipe")] = None,
+) -> None:
+    """Pass (exit 0) or fail (exit 1) a bench run against the recipe's budgets and a baseline."""
+    from benchmarks.gate import run
+
+    result = run(bench_run, out or bench_run.parent / "gate", baseline, set_, recipe, console=console)
+    raise typer.Exit(0 if result["verdict"] == "pass" else 1)
+
+
 @app.command("baseline")
 def baseline(
     recipe: Path,
@@ -198,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print the problem and the fix, and exit with code 2."""
     _configure_logging()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:  # a command's typer.Exit(code), returned in non-standalone mode
+            return code
     except EdgemodError as error:
         console.print(f"[red]error:[/red] {error.message}")
         if error.hint:

@@ -28,13 +28,25 @@ class GoldenItem:
     payload: str
 
 
+HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "c": "с", "p": "р", "x": "х", "i": "і", "y": "у"})
+OBFUSCATIONS = ("leetspeak", "homoglyph", "zero_width", "spacing")
+
+
 def obfuscate(text: str, style: str) -> str:
     """Spellings users type to slip past filters (the normalizer is meant to undo them)."""
     if style == "leetspeak":
         return text.translate(LEET)
+    if style == "homoglyph":  # Cyrillic look-alikes
+        return text.translate(HOMOGLYPHS)
     if style == "zero_width":
         return ZERO_WIDTH.join(text)
-    return " ".join(text)  # spacing
+    words = text.split()  # spacing: the longest alphabetic word spelled out letter by letter
+    candidates = [i for i, w in enumerate(words) if w.isalpha()]
+    if not candidates:
+        return text
+    longest = max(candidates, key=lambda i: len(words[i]))
+    words[longest] = " ".join(words[longest])
+    return " ".join(words)
 
 
 def _cuts(labels: list[str], thresholds: dict) -> np.ndarray:

@@ -24,7 +24,7 @@ from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, write
 from edgemod.recipe import EXPORT_SCHEMES, ExportSpec, Recipe, apply_overrides, parse_recipe
 from export.quiet import quiet_converters
 from export.runners import TorchRunner, coreml_can_predict, load_runner, run_all
-from export.student import OUTPUT_NAME, TrainedStudent, load_trained_student
+from export.student import OUTPUT_NAME, TestSet, TrainedStudent, load_trained_student, torch_scores
 
 STAGE = "export"
 FORMAT_VERSION = 1
@@ -74,7 +74,7 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with quiet_converters(verbose):
-        test = _TestSet.load(student, console)
+        test = TestSet.load(student, console)
         artifacts = _build(student, _specs(student.recipe), out, console)
         for artifact in artifacts:
             _say(console, f"parity of {artifact.name} on {len(test.gold)} test items")
@@ -122,39 +122,6 @@ def _specs(recipe: Recipe) -> list[ExportSpec]:
     return ordered
 
 
-@dataclass
-class _TestSet:
-    inputs: dict[str, np.ndarray]
-    gold: np.ndarray
-    reference: np.ndarray  # fp32 student scores
-    table: object
-
-    @classmethod
-    def load(cls, student: TrainedStudent, console) -> "_TestSet":
-        table = student.split("test")
-        if table.empty:
-            raise EdgemodError(f"the train run {student.run_dir} scored no test items",
-                               "set data.test in the recipe and re-run `edgemod train`")
-        _say(console, f"encoding {len(table)} test items")
-        inputs = student.encode(table[student.payload_column].tolist())
-        reference = _torch_scores(student.module, inputs, student.input_names)
-        labels = student.labels
-        if student.recipe.multi_label:
-            gold = np.array([[int(l in str(v).split("|")) for l in labels] for v in table["label"]])
-        else:
-            gold = np.array([labels.index(v) for v in table["label"]])
-        return cls(inputs, gold, reference, table)
-
-
-def _torch_scores(module, inputs: dict[str, np.ndarray], names: tuple[str, ...], batch: int = 128) -> np.ndarray:
-    import torch
-
-    count = len(inputs[names[0]])
-    with torch.inference_mode():
-        return np.concatenate([module(*(torch.from_numpy(inputs[n][i:i + batch]) for n in names)).float().numpy()
-                               for i in range(0, count, batch)])
-
-
 def _build(student: TrainedStudent, specs: list[ExportSpec], out: Path, console) -> list[Artifact]:
     from export import targets
 
@@ -177,7 +144,7 @@ def _build(student: TrainedStudent, specs: list[ExportSpec], out: Path, console)
     return list(built.values())
 
 
-def _describe(student: TrainedStudent, artifact: Artifact, test: _TestSet, out: Path) -> dict:
+def _describe(student: TrainedStudent, artifact: Artifact, test: TestSet, out: Path) -> dict:
     scores, mode = _artifact_scores(student, artifact, test.inputs)
     parity = parity_report(test.reference, scores, test.gold, student.labels, student.thresholds)
     size = file_ref(artifact.path, out).bytes
@@ -194,7 +161,7 @@ def _artifact_scores(student: TrainedStudent, artifact: Artifact, inputs: dict) 
     estimate = artifact.estimate or student.module
     how = ("estimate: same compression applied in PyTorch (coremltools.optimize.torch)" if artifact.estimate
            else "estimate: fp32 PyTorch (fp16 rounding not modelled)")
-    return _torch_scores(estimate, inputs, student.input_names), f"{how}; Core ML predictions need macOS, not run"
+    return torch_scores(estimate, inputs, student.input_names), f"{how}; Core ML predictions need macOS, not run"
 
 
 def _interface(student: TrainedStudent, artifact: Artifact) -> dict:
@@ -212,7 +179,7 @@ def _interface(student: TrainedStudent, artifact: Artifact) -> dict:
     return {**declared, "runtime": details}
 
 
-def _latency(student: TrainedStudent, artifacts: list[Artifact], test: _TestSet) -> dict:
+def _latency(student: TrainedStudent, artifacts: list[Artifact], test: TestSet) -> dict:
     """p50 per artifact at 1 and 2 threads, interleaved with torch eager fp32 in the same run."""
     item = {n: a[:1] for n, a in test.inputs.items()}
     results = {}
@@ -232,14 +199,14 @@ def _bound(runner, item):
     return lambda: runner(item)
 
 
-def _write_golden(student: TrainedStudent, artifacts: list[Artifact], test: _TestSet, out: Path) -> None:
+def _write_golden(student: TrainedStudent, artifacts: list[Artifact], test: TestSet, out: Path) -> None:
     from export.golden import check_golden, golden_record, select_items
 
     margin = 3 * max(a.spec.tolerance for a in artifacts)
     items = select_items(test.table, test.reference, student.labels, student.thresholds, student.payload_column,
                          margin, student.is_text)
     inputs = student.encode([i.payload for i in items])
-    reference = _torch_scores(student.module, inputs, student.input_names)
+    reference = torch_scores(student.module, inputs, student.input_names)
     for artifact in artifacts:
         runner = (load_runner(artifact.spec.target, artifact.path, student.input_names) if artifact.runs_here
                   else TorchRunner(artifact.estimate or student.module, student.input_names))

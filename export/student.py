@@ -152,3 +152,39 @@ def load_trained_student(run_dir: str | Path) -> TrainedStudent:
     return TrainedStudent(run_dir=run_dir, manifest=manifest, recipe=parse_recipe(manifest.recipe, str(run_dir)),
                           spec=spec, thresholds=json.loads((run_dir / "thresholds.json").read_text()),
                           predictions=pd.read_parquet(run_dir / "predictions.parquet"))
+
+
+@dataclass
+class TestSet:
+    """The whole test split: model inputs, gold labels and the fp32 student's scores."""
+
+    inputs: dict[str, np.ndarray]
+    gold: np.ndarray
+    reference: np.ndarray  # fp32 student scores
+    table: object
+
+    @classmethod
+    def load(cls, student: "TrainedStudent", console=None) -> "TestSet":
+        table = student.split("test")
+        if table.empty:
+            raise EdgemodError(f"the train run {student.run_dir} scored no test items",
+                               "set data.test in the recipe and re-run `edgemod train`")
+        if console is not None:
+            console.print(f"encoding {len(table)} test items")
+        inputs = student.encode(table[student.payload_column].tolist())
+        reference = torch_scores(student.module, inputs, student.input_names)
+        labels = student.labels
+        if student.recipe.multi_label:
+            gold = np.array([[int(l in str(v).split("|")) for l in labels] for v in table["label"]])
+        else:
+            gold = np.array([labels.index(v) for v in table["label"]])
+        return cls(inputs, gold, reference, table)
+
+
+def torch_scores(module, inputs: dict[str, np.ndarray], names: tuple[str, ...], batch: int = 128) -> np.ndarray:
+    import torch
+
+    count = len(inputs[names[0]])
+    with torch.inference_mode():
+        return np.concatenate([module(*(torch.from_numpy(inputs[n][i:i + batch]) for n in names)).float().numpy()
+                               for i in range(0, count, batch)])

@@ -1,0 +1,306 @@
+"""`edgemod gate`: compare a bench run with the recipe's budgets and, optionally, with the last
+released version's bench; pass (exit 0) or fail (exit 1), with JSON, Markdown, JUnit XML and HTML.
+
+Budgets apply to the artifacts the recipe ships (its `export` list); float models exported only
+as references are gated when a budget names them explicitly. Speed budgets are ratios measured in
+the same run, and regressions compare latency normalised by torch eager in each run, because
+absolute milliseconds on a shared machine are noise.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgemod.errors import EdgemodError
+from edgemod.fsutil import write_json_atomic, write_text_atomic
+from edgemod.manifest import Manifest, file_ref, read_manifest, write_manifest
+from edgemod.recipe import Recipe, apply_overrides, parse_recipe
+
+STAGE = "gate"
+LATENCY_KEY = re.compile(r"^(?P<subject>.+)_(?P<stat>p50|p90|p99)_(?P<threads>\d+)threads?$")
+
+
+@dataclass
+class Check:
+    name: str
+    subject: str
+    value: float | str | None
+    budget: float | str | None
+    passed: bool
+    detail: str = ""
+
+
+def run(bench_dir: Path, out: Path, baseline: Path | None = None, overrides: list[str] | None = None,
+        recipe_path: Path | None = None, console=None) -> dict:
+    bench_dir, out = Path(bench_dir), Path(out)
+    bench = read_manifest(bench_dir, "bench")
+    recipe = _recipe(bench, recipe_path, overrides or [])
+    results = bench.metrics
+    shipped = _shipped(recipe, results)
+    checks = [*_integrity_checks(bench, results), *_size_checks(recipe, results, shipped),
+              *_latency_checks(recipe, results, shipped), *_parity_checks(recipe, results, shipped),
+              *_accuracy_checks(recipe, results, shipped), *_speed_checks(recipe, results, shipped),
+              *_slice_checks(recipe, results)]
+    if baseline is not None:
+        checks += _regression_checks(recipe, results, read_manifest(baseline, "bench").metrics, shipped)
+    verdict = "pass" if all(c.passed for c in checks) else "fail"
+    gate = {"verdict": verdict, "recipe": recipe.name, "baseline": str(baseline) if baseline else None,
+            "checks": [asdict(c) for c in sorted(checks, key=lambda c: c.passed)]}
+    _write(gate, bench, bench_dir, recipe, out)
+    _print(console, gate)
+    return gate
+
+
+def _recipe(bench: Manifest, recipe_path: Path | None, overrides: list[str]) -> Recipe:
+    recipe = parse_recipe(bench.recipe, "bench run")
+    if recipe_path is not None:
+        from edgemod.recipe import load_recipe
+
+        recipe = recipe.model_copy(update={"budgets": load_recipe(recipe_path).budgets})
+    for override in overrides:
+        if not override.split("=", 1)[0].strip().startswith("budgets"):
+            raise EdgemodError(f"override '{override}' is not a budget", "the gate only takes budgets.* overrides")
+    return parse_recipe(apply_overrides(recipe.model_dump(mode="json"), overrides), "recipe with overrides")
+
+
+def _shipped(recipe: Recipe, results: dict) -> set[str]:
+    names = {f"{s.target}_{s.scheme}" for s in recipe.export}
+    return names or set(results["artifacts"])
+
+
+def _integrity_checks(bench: Manifest, results: dict) -> list[Check]:
+    """Files as they are now, not only as they were at bench time."""
+    from benchmarks.bench import integrity_of
+
+    export_dir = Path(bench.details["export_run"])
+    now = integrity_of(export_dir, read_manifest(export_dir, "export")) if (export_dir / "manifest.json").exists() \
+        else {name: "export run missing" for name in results["artifacts"]}
+    checks = []
+    for name, status in results["integrity"].items():
+        current = now.get(name, "missing")
+        checks.append(Check("artifact integrity", name, current, "ok", status == "ok" and current == "ok",
+                            f"at bench: {status}; now: {current}"))
+    return checks
+
+
+def _subjects(selector: str, results: dict, shipped: set[str]) -> list[str]:
+    artifacts = results["artifacts"]
+    if selector in artifacts:
+        return [selector]
+    chosen = [n for n, a in artifacts.items() if a["target"] == selector and n in shipped]
+    if not chosen:
+        raise EdgemodError(f"budget names '{selector}', which is neither an artifact nor a shipped target here",
+                           f"use one of: {', '.join(sorted(artifacts))}, or a target (tflite, coreml, onnx)")
+    return chosen
+
+
+def _size_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[Check]:
+    checks = []
+    for selector, limit in recipe.budgets.size_mb.items():
+        for name in _subjects(selector, results, shipped):
+            size = results["artifacts"][name]["size_mb"]
+            checks.append(Check("size (MB)", name, size, limit, size is not None and size <= limit))
+    return checks
+
+
+def _latency_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[Check]:
+    checks = []
+    for key, limit in recipe.budgets.latency_ms.items():
+        match = LATENCY_KEY.match(key)
+        if not match:
+            raise EdgemodError(f"latency budget key '{key}' is not <artifact or target>_<p50|p90|p99>_<n>thread(s)",
+                               "e.g. tflite_int8_static_p50_1thread: 1.0")
+        column = f"{match['threads']}_thread"
+        for name in _subjects(match["subject"], results, shipped):
+            measured = results["latency"].get(name, {}).get(column, {}).get(f"{match['stat']}_ms")
+            checks.append(Check(f"latency {match['stat']} {match['threads']} thread(s) (ms)", name, measured, limit,
+                                measured is not None and measured <= limit,
+                                "" if measured is not None else "not measured on this platform"))
+    return checks
+
+
+def _agreement(artifact: dict) -> tuple[float | None, str]:
+    if artifact.get("measured"):
+        return 1.0 - artifact["decision_flip_rate"], "measured on the test split"
+    parity = artifact.get("export_parity") or {}
+    return parity.get("decision_agreement"), artifact.get("parity_mode", artifact.get("not_measured_because", ""))
+
+
+def _quantized(results: dict, shipped: set[str]) -> list[str]:
+    return [n for n, a in results["artifacts"].items() if a["quantized"] and n in shipped]
+
+
+def _parity_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[Check]:
+    limit = recipe.budgets.parity.min_decision_agreement
+    if limit is None:
+        return []
+    checks = []
+    for name in _quantized(results, shipped):
+        value, how = _agreement(results["artifacts"][name])
+        checks.append(Check("decision agreement vs fp32", name, value, limit, value is not None and value >= limit, how))
+    return checks
+
+
+def _macro(results: dict, name: str, metric: str) -> float | None:
+    source = results["reference"].get(name) or results["artifacts"].get(name, {})
+    return (source.get("accuracy_at_thresholds") or {}).get(metric)
+
+
+def _accuracy_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[Check]:
+    budget, checks = recipe.budgets.accuracy, []
+    student, teacher = _macro(results, "fp32_student", "macro_f1"), _macro(results, "teacher", "macro_f1")
+    if budget.max_macro_f1_drop_vs_teacher is not None:
+        drop = round(teacher - student, 6)
+        checks.append(Check("macro-F1 drop vs teacher", "fp32_student", drop, budget.max_macro_f1_drop_vs_teacher,
+                            drop <= budget.max_macro_f1_drop_vs_teacher, f"teacher {teacher}, student {student}"))
+    if budget.min_macro_f1 is not None:
+        for name in ["fp32_student", *(n for n in shipped if results["artifacts"].get(n, {}).get("measured"))]:
+            value = _macro(results, name, "macro_f1")
+            checks.append(Check("macro-F1 at thresholds", name, value, budget.min_macro_f1, value >= budget.min_macro_f1))
+    if budget.max_auc_drop_int8 is not None:
+        reference = _macro(results, "fp32_student", "macro_auroc")
+        for name in _quantized(results, shipped):
+            artifact = results["artifacts"][name]
+            value = _macro(results, name, "macro_auroc")
+            drop = round(reference - value, 6) if value is not None else (artifact.get("export_parity") or {}).get("macro_auroc_drop")
+            checks.append(Check("macro-AUROC drop vs fp32", name, drop, budget.max_auc_drop_int8,
+                                drop is not None and drop <= budget.max_auc_drop_int8,
+                                "" if value is not None else artifact.get("parity_mode", "")))
+    return checks
+
+
+def _p50(results: dict, name: str, threads: int = 1) -> float | None:
+    return results["latency"].get(name, {}).get(f"{threads}_thread", {}).get("p50_ms")
+
+
+def _speed_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[Check]:
+    budget, checks = recipe.budgets.speed, []
+    torch_p50 = _p50(results, "torch_eager_fp32")
+    for name in _quantized(results, shipped):
+        artifact, p50 = results["artifacts"][name], _p50(results, name)
+        if p50 is None or artifact["target"] not in budget.targets:
+            continue
+        float_name = next((n for n, a in results["artifacts"].items()
+                           if a["target"] == artifact["target"] and not a["quantized"]), None)
+        if budget.min_quantized_speedup_vs_float is not None and _p50(results, float_name) is not None:
+            ratio = round(_p50(results, float_name) / p50, 3)
+            checks.append(Check(f"speed-up vs {float_name} (1 thread, same run)", name, ratio,
+                                budget.min_quantized_speedup_vs_float, ratio >= budget.min_quantized_speedup_vs_float))
+        if budget.min_speedup_vs_torch_eager is not None and torch_p50:
+            ratio = round(torch_p50 / p50, 3)
+            checks.append(Check("speed-up vs torch eager fp32 (1 thread, same run)", name, ratio,
+                                budget.min_speedup_vs_torch_eager, ratio >= budget.min_speedup_vs_torch_eager))
+    return checks
+
+
+def _slice_checks(recipe: Recipe, results: dict) -> list[Check]:
+    budget, checks = recipe.budgets.slices, []
+    identity = results.get("slices", {}).get("fp32_student", {}).get("identity")
+    if budget.max_subgroup_auc_gap is not None and identity:
+        gated = {g: v["subgroup_auc"] for g, v in identity["groups"].items() if v["gated"] and v["subgroup_auc"] is not None}
+        if gated:
+            worst = min(gated, key=gated.get)
+            gap = round(identity["overall_auc"] - gated[worst], 6)
+            checks.append(Check("identity subgroup AUC gap", f"fp32_student / {worst}", gap, budget.max_subgroup_auc_gap,
+                                gap <= budget.max_subgroup_auc_gap, f"overall {identity['overall_auc']}, {worst} {gated[worst]}"))
+    robustness = results.get("robustness", {}).get("fp32_student")
+    if budget.max_obfuscation_f1_drop is not None and robustness:
+        styles = {k: v["macro_f1"] for k, v in robustness.items() if isinstance(v, dict)}
+        worst = min(styles, key=styles.get)
+        drop = round(robustness["clean_macro_f1"] - styles[worst], 6)
+        checks.append(Check("macro-F1 drop on obfuscated text", f"fp32_student / {worst}", drop,
+                            budget.max_obfuscation_f1_drop, drop <= budget.max_obfuscation_f1_drop))
+    return checks
+
+
+def _regression_checks(recipe: Recipe, results: dict, previous: dict, shipped: set[str]) -> list[Check]:
+    budget, checks = recipe.budgets.regression, []
+    for name in sorted(shipped & set(previous["artifacts"]) & set(results["artifacts"])):
+        now, before = results["artifacts"][name], previous["artifacts"][name]
+        if now.get("size_mb") and before.get("size_mb"):
+            growth = round(now["size_mb"] / before["size_mb"] - 1, 4)
+            checks.append(Check("size increase vs baseline", name, growth, budget.max_size_increase,
+                                growth <= budget.max_size_increase))
+        f1_now, f1_before = _macro(results, name, "macro_f1"), _macro(previous, name, "macro_f1")
+        if f1_now is not None and f1_before is not None:
+            drop = round(f1_before - f1_now, 6)
+            checks.append(Check("macro-F1 drop vs baseline", name, drop, budget.max_macro_f1_drop,
+                                drop <= budget.max_macro_f1_drop))
+        relative_now, relative_before = _relative_latency(results, name), _relative_latency(previous, name)
+        if relative_now and relative_before:
+            growth = round(relative_now / relative_before - 1, 4)
+            checks.append(Check("latency increase vs baseline (p50 / torch eager, each run)", name, growth,
+                                budget.max_latency_increase, growth <= budget.max_latency_increase))
+    return checks
+
+
+def _relative_latency(results: dict, name: str) -> float | None:
+    p50, torch_p50 = _p50(results, name), _p50(results, "torch_eager_fp32")
+    return p50 / torch_p50 if p50 and torch_p50 else None
+
+
+def _write(gate: dict, bench: Manifest, bench_dir: Path, recipe: Recipe, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "gate.json", gate)
+    write_text_atomic(out / "gate.md", markdown(gate))
+    write_text_atomic(out / "junit.xml", junit_xml(gate))
+    files = ["gate.json", "gate.md", "junit.xml"]
+    try:
+        from benchmarks.report import write_report
+    except ImportError:  # the report module is optional for gating
+        write_report = None
+    if write_report is not None:
+        write_report(bench_dir, gate, out / "report.html")
+        files.append("report.html")
+    manifest = Manifest(stage=STAGE, name=recipe.name, recipe=recipe.model_dump(mode="json"),
+                        recipe_sha256=recipe.fingerprint(), inputs={"bench": file_ref(bench_dir / "manifest.json")},
+                        artifacts={f: file_ref(out / f, out) for f in files},
+                        metrics={"verdict": gate["verdict"], "failed": sum(not c["passed"] for c in gate["checks"]),
+                                 "checks": len(gate["checks"])},
+                        details={"bench_run": str(bench_dir.resolve()), "baseline": gate["baseline"]})
+    write_manifest(out, manifest)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def markdown(gate: dict) -> str:
+    lines = [f"# Gate: {gate['recipe']} — **{gate['verdict'].upper()}**", ""]
+    if gate["baseline"]:
+        lines += [f"Baseline: `{gate['baseline']}`", ""]
+    lines += ["| | check | subject | value | budget | detail |", "|---|---|---|---|---|---|"]
+    for c in gate["checks"]:
+        lines.append(f"| {'✅' if c['passed'] else '❌'} | {c['name']} | {c['subject']} | {_fmt(c['value'])} | "
+                     f"{_fmt(c['budget'])} | {c['detail']} |")
+    return "\n".join(lines) + "\n"
+
+
+def junit_xml(gate: dict) -> str:
+    from xml.sax.saxutils import escape, quoteattr
+
+    failures = sum(not c["passed"] for c in gate["checks"])
+    cases = []
+    for c in gate["checks"]:
+        name = quoteattr(f"{c['name']} [{c['subject']}]")
+        message = quoteattr(f"{_fmt(c['value'])} vs budget {_fmt(c['budget'])}")
+        body = "" if c["passed"] else f"<failure message={message}>{escape(c['detail'])}</failure>"
+        cases.append(f'  <testcase classname="edgemod.gate" name={name}>{body}</testcase>')
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name={quoteattr("edgemod gate " + gate["recipe"])} '
+            f'tests="{len(gate["checks"])}" failures="{failures}">\n' + "\n".join(cases) + "\n</testsuite>\n")
+
+
+def _print(console, gate: dict) -> None:
+    if console is None:
+        return
+    from rich.table import Table
+
+    colour = "green" if gate["verdict"] == "pass" else "red"
+    table = Table(title=f"gate {gate['recipe']}: [{colour}]{gate['verdict'].upper()}[/]")
+    for column in ("", "check", "subject", "value", "budget", "detail"):
+        table.add_column(column)
+    for c in gate["checks"]:
+        table.add_row("[green]ok[/]" if c["passed"] else "[red]FAIL[/]", c["name"], c["subject"], _fmt(c["value"]),
+                      _fmt(c["budget"]), c["detail"])
+    console.print(table)

@@ -1,0 +1,185 @@
+"""An exported artifact run the way a phone runs it: raw text or an image file in, scores and a
+decision out, using only the files of the export folder.
+
+A phone has no training run and no Python student: it has the model file, the tokenizer folder
+(or `preprocess.json`), `thresholds.json` and `student.json`. Building the inputs from those
+files alone, and comparing them with the golden inputs, is what proves a device-side pipeline
+reproduces what the model was checked on.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgemod.errors import EdgemodError, unknown_choice
+
+STAGE = "export"
+
+
+class Encoder(Protocol):
+    """Payload -> model inputs, in two steps so a stream can decode once and encode per item."""
+
+    def prepare(self, payload: str) -> Any: ...
+
+    def encode(self, prepared: Any) -> dict[str, np.ndarray]: ...
+
+
+@dataclass
+class TextEncoder:
+    """Normalizer + WordPiece from `tokenizer/`, padded to the artifact's input length."""
+
+    tokenizer: Any
+    max_length: int
+
+    def prepare(self, payload: str) -> str:
+        return payload
+
+    def encode(self, prepared: str) -> dict[str, np.ndarray]:
+        ids, mask = self.tokenizer.encode([prepared], max_length=self.max_length)
+        return {"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(np.int32)}
+
+
+@dataclass
+class ImageEncoder:
+    """Decode (EXIF, alpha over the configured background) then resize, crop and normalise."""
+
+    config: Any
+    transform: Any = field(repr=False)
+
+    def prepare(self, payload: str):
+        from training.vision.images import load_image
+
+        # A camera hands over decoded frames; decoding is the "file" half of the pipeline.
+        return load_image(payload, background=tuple(self.config.alpha_background))
+
+    def encode(self, prepared) -> dict[str, np.ndarray]:
+        return {"image": self.transform(prepared).numpy()[None].astype(np.float32)}
+
+
+@dataclass
+class DevicePipeline:
+    """One artifact with its runtime, pre-processing, labels and thresholds from the export folder."""
+
+    export_dir: Path
+    artifact: str
+    record: dict = field(repr=False)
+    labels: list[str]
+    thresholds: dict = field(repr=False)
+    input_names: tuple[str, ...]
+    encoder: Encoder = field(repr=False)
+    runner: Any = field(repr=False)
+    threads: int = 1
+
+    @classmethod
+    def from_export(cls, export_dir: str | Path, artifact_name: str, threads: int = 1,
+                    manifest=None, load_model: bool = True) -> DevicePipeline:
+        """Load `artifact_name` of the export folder in its own runtime with `threads` threads.
+
+        Args:
+            load_model: False builds only the pre-processing (inputs can be checked without the
+                runtime, e.g. a Core ML artifact on Linux); `predict` then refuses.
+
+        Raises:
+            EdgemodError: unknown artifact, missing or edited device files, or a Core ML artifact
+                off macOS (with `load_model=True`).
+        """
+        export_dir = Path(export_dir)
+        record = artifact_record(export_dir, artifact_name, manifest)
+        student = _read_json(export_dir / "student.json")
+        input_names = tuple(record["interface"]["inputs"])
+        encoder = _encoder(export_dir, record)
+        runner = _runner(export_dir, record, input_names, student["labels"], threads) if load_model else None
+        return cls(export_dir=export_dir, artifact=artifact_name, record=record, labels=list(student["labels"]),
+                   thresholds=_read_json(export_dir / "thresholds.json"), input_names=input_names,
+                   encoder=encoder, runner=runner, threads=threads)
+
+    @property
+    def target(self) -> str:
+        return self.record["target"]
+
+    def inputs(self, payload: str) -> dict[str, np.ndarray]:
+        """Batch-1 model inputs built from a raw text or an image path."""
+        return self.encoder.encode(self.encoder.prepare(payload))
+
+    def scores(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        if self.runner is None:
+            raise EdgemodError(f"{self.artifact} was loaded without its model (load_model=False)",
+                               "call DevicePipeline.from_export(..., load_model=True) where its runtime exists")
+        return self.runner(inputs)
+
+    def decision(self, scores: np.ndarray) -> str | list[str]:
+        """The shipped thresholds applied to scores [1, C]: a label, or labels when multi-label."""
+        from training.thresholds import decide
+
+        decided = decide(np.asarray(scores).reshape(1, -1), self.labels, self.thresholds)[0]
+        if self.thresholds.get("multi_label"):
+            return [self.labels[c] for c in np.flatnonzero(decided)]
+        return self.labels[int(decided)]
+
+    def predict(self, payload: str) -> tuple[np.ndarray, str | list[str]]:
+        """Scores [C] and decision for one raw payload, as the app would compute them."""
+        scores = self.scores(self.inputs(payload))
+        return scores[0], self.decision(scores)
+
+    def with_threads(self, threads: int) -> DevicePipeline:
+        """Another interpreter of the same artifact (interpreters are not shared across threads)."""
+        runner = _runner(self.export_dir, self.record, self.input_names, self.labels, threads)
+        return DevicePipeline(**{**self.__dict__, "runner": runner, "threads": threads})
+
+
+def artifact_record(export_dir: Path, name: str, manifest=None) -> dict:
+    """The manifest entry of one artifact; the error lists the ones that exist."""
+    from edgemod.manifest import read_manifest
+
+    manifest = manifest or read_manifest(export_dir, STAGE)
+    artifacts = manifest.details.get("artifacts", {})
+    if name not in artifacts:
+        raise unknown_choice(f"artifact of {export_dir}", name, artifacts)
+    return artifacts[name]
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise EdgemodError(f"{path} is missing: the export folder is not what `edgemod export` wrote",
+                           f"re-run `edgemod export` into {path.parent}, or copy the whole folder")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _encoder(export_dir: Path, record: dict) -> Encoder:
+    inputs = record["interface"]["inputs"]
+    if "input_ids" in inputs:
+        from training.text.tokenizer import WordPieceTokenizer
+
+        # The artifact's own input length, not the tokenizer default: that is what the model takes.
+        return TextEncoder(WordPieceTokenizer.load(export_dir / "tokenizer"), int(inputs["input_ids"]["shape"][-1]))
+    from training.vision.preprocess import PreprocessConfig, eval_transform
+
+    config = PreprocessConfig.from_dict(_read_json(export_dir / "preprocess.json"))
+    return ImageEncoder(config, eval_transform(config))
+
+
+def _runner(export_dir: Path, record: dict, input_names: tuple[str, ...], labels: list[str], threads: int):
+    from export.runners import load_runner
+
+    runner = load_runner(record["target"], export_dir / record["file"], input_names, threads)
+    return _CoreMLScores(runner, labels) if record["target"] == "coreml" else runner
+
+
+class _CoreMLScores:
+    """Single-label Core ML exports are classifiers: their probabilities come back as a
+    {label: probability} dictionary (`classLabel_probs`), not as a `scores` tensor."""
+
+    def __init__(self, runner, labels: list[str]):
+        self.model, self.labels, self.input_names = runner.model, labels, runner.input_names
+        self.probabilities = self.model.get_spec().description.predictedProbabilitiesName
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        out = self.model.predict({n: inputs[n] for n in self.input_names})
+        probabilities = self.probabilities
+        if probabilities and probabilities in out:
+            return np.asarray([[out[probabilities][label] for label in self.labels]], dtype=np.float32)
+        return np.asarray(out["scores"], dtype=np.float32).reshape(1, -1)
