@@ -27,7 +27,7 @@ from training.metrics import classification_report
 from training.thresholds import decide
 
 STAGE = "bench"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 THREADS = (1, 2)
 PASSES = 2
 
