@@ -1,0 +1,632 @@
+"""One self-contained HTML page for a bench run: gate verdict, headline numbers, latency, PR curves,
+confusion matrices, calibration, parity and slices.
+
+Plots are PNGs embedded as base64 and the CSS is inline, so the page can travel with a published
+artifact or a review comment and open offline; nothing on it loads from the network or runs script.
+Every number comes from the bench folder: an artifact that was not measured shows why, never a guess.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgemod.fsutil import write_text_atomic
+
+EAGER = "torch_eager_fp32"  # the latency row bench measures for the fp32 student
+TITLES = {"gate": "Gate", "headline": "Headline", "latency": "Latency", "pr": "Precision-recall per class",
+          "confusion": "Confusion matrices at the shipped thresholds", "calibration": "Calibration",
+          "parity": "Parity vs the fp32 student", "by_source": "Slices by source",
+          "identity": "Identity groups", "robustness": "Robustness to obfuscation"}
+DASH = "\u2014"
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:#1f2328;
+ max-width:1280px;margin:0 auto;padding:16px 24px 48px;background:#fff}
+h1{font-size:24px;margin:8px 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;
+ padding-bottom:4px} h3{font-size:15px;margin:14px 0 6px}
+.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0}
+.meta dt{color:#57606a} .meta dd{margin:0}
+.small{font-size:12px;color:#57606a} .note{color:#57606a;font-style:italic;margin:6px 0}
+.banner{padding:12px 16px;border-radius:6px;font-size:18px;font-weight:600;margin:12px 0;color:#fff}
+.banner.pass{background:#1a7f37} .banner.fail{background:#cf222e} .banner.none{background:#6e7781}
+table{border-collapse:collapse;margin:6px 0 10px;font-size:13px} th,td{border:1px solid #d0d7de;
+ padding:4px 8px;text-align:left;vertical-align:top} th{background:#f6f8fa} tbody tr:nth-child(even){background:#fbfcfd}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tr.failed td{background:#ffebe9} tr.passed td:first-child{color:#1a7f37} tr.failed td:first-child{color:#cf222e;font-weight:600}
+tr.unmeasured td{background:#fff8c5} tr.broken td{background:#ffebe9} tr.ref td{background:#f6f8fa}
+tr.ungated td{color:#8c959f} td.worst{background:#ffcecb !important;font-weight:600}
+.tables{display:flex;flex-wrap:wrap;gap:0 28px} img{max-width:100%;height:auto;display:block;margin:6px 0}
+code{font-size:12px;background:#f6f8fa;padding:1px 4px;border-radius:4px}
+"""
+
+
+@dataclass
+class _Run:
+    """Everything the page reads from one bench folder."""
+
+    manifest: dict
+    bench: dict
+    scores: Any  # pandas.DataFrame, or None when scores.parquet is absent
+    samples: dict
+
+    @property
+    def recipe(self) -> dict:
+        return self.manifest.get("recipe", {})
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest.get("details", {}).get("labels") or self.recipe.get("labels", []))
+
+    @property
+    def thresholds(self) -> dict:
+        return self.manifest.get("details", {}).get("thresholds", {})
+
+    @property
+    def multi_label(self) -> bool:
+        return bool(self.thresholds.get("multi_label", self.recipe.get("multi_label", False)))
+
+    @property
+    def artifacts(self) -> dict:
+        return self.bench.get("artifacts", {})
+
+
+def write_report(bench_dir: Path, gate: dict | None, out: Path) -> Path:
+    """Render the bench run in `bench_dir` (and the gate result, if any) as one HTML page.
+
+    Args:
+        bench_dir: a finished `edgemod bench` folder (manifest.json, bench.json, scores.parquet,
+            latency_samples.json; the last two are optional and their plots are skipped without them).
+        gate: `{"verdict", "baseline", "checks": [...]}` from the gate, or None when not gated.
+        out: where to write the page; written atomically (temp file beside it, then rename).
+
+    Returns:
+        `out`.
+    """
+    run = _load(Path(bench_dir))
+    write_text_atomic(out, _page(run, gate))
+    return Path(out)
+
+
+def _load(bench_dir: Path) -> _Run:
+    manifest_path = bench_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{manifest_path} not found: pass a folder written by `edgemod bench`")
+    manifest = json.loads(manifest_path.read_text())
+    bench_path = bench_dir / "bench.json"
+    bench = json.loads(bench_path.read_text()) if bench_path.exists() else manifest.get("metrics", {})
+    samples_path = bench_dir / "latency_samples.json"
+    samples = json.loads(samples_path.read_text()) if samples_path.exists() else {}
+    return _Run(manifest, bench, _read_scores(bench_dir / "scores.parquet"), samples)
+
+
+def _read_scores(path: Path):
+    if not path.exists():
+        return None
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+# ---------------------------------------------------------------- page and small HTML helpers
+
+def _page(run: _Run, gate: dict | None) -> str:
+    sections = [_header(run, gate), _gate_section(gate), _headline_section(run), _latency_section(run),
+                _pr_section(run), _confusion_section(run), _calibration_section(run), _parity_section(run),
+                _source_section(run), _identity_section(run), _robustness_section(run), _footer(run)]
+    title = f"{run.recipe.get('name', run.manifest.get('name', 'bench'))} \u2014 {_verdict_word(gate)}"
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(s for s in sections if s) + "\n</body>\n</html>\n")
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    """A number for a table cell; None (not measured) stays a dash rather than becoming 0."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return DASH
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}"
+    return _e(value)
+
+
+def _cell(value: Any, digits: int = 3, cls: str = "num") -> str:
+    return f'<td class="{cls}">{_num(value, digits)}</td>'
+
+
+def _table(headers: list[str], rows: list[tuple[str, str]]) -> str:
+    """`rows` are (row class, already-escaped cells HTML)."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "\n".join(f'<tr class="{cls}">{cells}</tr>' for cls, cells in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def _section(key: str, body: str, intro: str = "") -> str:
+    intro_html = f'<p class="small">{intro}</p>\n' if intro else ""
+    return f'<section id="{key}">\n<h2>{_e(TITLES[key])}</h2>\n{intro_html}{body}\n</section>'
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{_e(text)}</p>'
+
+
+def _png(fig, alt: str) -> str:
+    """The figure as an inline PNG <img>; Agg canvas so no display or pyplot state is involved."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+def _figure(n_panels: int, width: float = 4.3, height: float = 3.6, max_cols: int = 3):
+    from matplotlib.figure import Figure
+
+    cols = max(1, min(max_cols, n_panels))
+    rows = -(-n_panels // cols)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+# ---------------------------------------------------------------- header and gate
+
+def _verdict_word(gate: dict | None) -> str:
+    return "not gated" if not gate else str(gate.get("verdict", "unknown")).upper()
+
+
+def _header(run: _Run, gate: dict | None) -> str:
+    recipe, name = run.recipe, run.recipe.get("name", run.manifest.get("name", "bench"))
+    commit = str(run.manifest.get("git_commit") or DASH)
+    meta = [("task", recipe.get("task", DASH) + (" (multi-label)" if run.multi_label else "")),
+            ("labels", _labels_text(run)), ("thresholds", _thresholds_text(run.thresholds)),
+            ("student / teachers", _models_text(recipe)), ("budgets", _budgets_text(recipe.get("budgets", {}))),
+            ("created", run.manifest.get("created_at", DASH)), ("git commit", commit[:12]),
+            ("platform", run.manifest.get("platform", DASH))]
+    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta)
+    tools = " \u00b7 ".join(f"{k} {v}" for k, v in run.manifest.get("tool_versions", {}).items())
+    return (f"<header>\n<h1>{_e(name)} \u2014 {_e(_verdict_word(gate))}</h1>\n<dl class=\"meta\">{rows}</dl>\n"
+            f'<p class="small">tools: {_e(tools or DASH)}</p>\n</header>')
+
+
+def _labels_text(run: _Run) -> str:
+    benign = run.thresholds.get("benign")
+    return ", ".join(f"{l} (benign)" if l == benign else l for l in run.labels)
+
+
+def _thresholds_text(thresholds: dict) -> str:
+    cuts = ", ".join(f"{l} \u2265 {v['threshold']:.4g}" for l, v in thresholds.get("per_class", {}).items())
+    return f"policy {thresholds.get('policy', DASH)}" + (f"; {cuts}" if cuts else "; argmax")
+
+
+def _models_text(recipe: dict) -> str:
+    student = recipe.get("student", {}).get("arch", DASH)
+    teachers = ", ".join(f"{t.get('name') or t.get('path')} ({t.get('kind')})" for t in recipe.get("teachers", []))
+    return f"{student} / {teachers or DASH}"
+
+
+def _budgets_text(budgets: dict) -> str:
+    flat = [f"{group}.{k}={v}" for group, values in budgets.items() if isinstance(values, dict)
+            for k, v in values.items() if v is not None]
+    return ", ".join(flat) or "none"
+
+
+def _gate_section(gate: dict | None) -> str:
+    if not gate:
+        return _section("gate", '<div class="banner none">NOT GATED \u2014 no gate result was given</div>')
+    checks = gate.get("checks", [])
+    failed = sum(not c.get("passed") for c in checks)
+    verdict = str(gate.get("verdict", "unknown")).lower()
+    summary = f"{failed} of {len(checks)} checks failed" if failed else f"all {len(checks)} checks passed"
+    baseline = f" (baseline: {gate['baseline']})" if gate.get("baseline") else ""
+    banner = f'<div class="banner {"pass" if verdict == "pass" else "fail"}">{_e(verdict.upper())} \u2014 {_e(summary + baseline)}</div>'
+    return _section("gate", banner + "\n" + _checks_table(checks))
+
+
+def _checks_table(checks: list[dict]) -> str:
+    # failed checks first: they are what a reviewer must act on; sorted() keeps the gate's order otherwise
+    ordered = sorted(checks, key=lambda c: bool(c.get("passed")))
+    rows = [("passed" if c.get("passed") else "failed",
+             f"<td>{'pass' if c.get('passed') else 'FAIL'}</td><td>{_e(c.get('name', ''))}</td>"
+             f"<td>{_e(c.get('subject', ''))}</td>{_cell(_plain(c.get('value')))}{_cell(_plain(c.get('budget')))}"
+             f"<td>{_e(c.get('detail', ''))}</td>") for c in ordered]
+    return _table(["result", "check", "subject", "value", "budget", "detail"], rows) if rows else _note("The gate ran no checks.")
+
+
+def _plain(value: Any) -> Any:
+    """Gate values keep their precision (budgets like 0.005 must not round to 0.01)."""
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+# ---------------------------------------------------------------- headline
+
+def _headline_section(run: _Run) -> str:
+    ref = run.bench.get("reference", {})
+    rows = [("ref", _reference_row(run, "fp32_student", ref.get("fp32_student", {}), EAGER)),
+            ("ref", _reference_row(run, "teacher", ref.get("teacher", {}), None))]
+    for name, art in run.artifacts.items():
+        rows.append(_artifact_headline(run, name, art))
+    headers = ["model", "size MB", "macro-F1 @thr", "macro AUROC", "flips vs fp32", "p50 1 thread ms",
+               "p50 2 threads ms", "cold start ms", "peak RSS MB"]
+    intro = ("Accuracy on the test split at the shipped thresholds; flips = items whose decision differs from the "
+             "fp32 student; the fp32 student's latency is torch eager.")
+    return _section("headline", _table(headers, rows), _e(intro))
+
+
+def _p50(run: _Run, name: str | None, threads: str) -> float | None:
+    return run.bench.get("latency", {}).get(name or "", {}).get(threads, {}).get("p50_ms")
+
+
+def _reference_row(run: _Run, name: str, ref: dict, latency_name: str | None) -> str:
+    acc = ref.get("accuracy_at_thresholds", {})
+    flips = "reference" if name == "fp32_student" else DASH
+    return (f"<td>{_e(name)}</td>{_cell(None)}{_cell(acc.get('macro_f1'))}{_cell(acc.get('macro_auroc'))}"
+            f'<td class="num">{flips}</td>{_cell(_p50(run, latency_name, "1_thread"), 3)}'
+            f"{_cell(_p50(run, latency_name, '2_thread'), 3)}{_cell(None)}{_cell(None)}")
+
+
+def _artifact_headline(run: _Run, name: str, art: dict) -> tuple[str, str]:
+    size = _cell(art.get("size_mb"), 2)
+    if not art.get("measured"):
+        reason = art.get("not_measured_because") or art.get("integrity") or "not measured"
+        extra = " (export-time estimate in Parity)" if art.get("export_parity") and art.get("integrity") == "ok" else ""
+        return ("unmeasured" if art.get("integrity") == "ok" else "broken",
+                f"<td>{_e(name)}</td>{size}<td colspan=\"7\">not measured: {_e(reason)}{_e(extra)}</td>")
+    acc, mem = art.get("accuracy_at_thresholds", {}), art.get("memory", {})
+    return ("", f"<td>{_e(name)}</td>{size}{_cell(acc.get('macro_f1'))}{_cell(acc.get('macro_auroc'))}"
+                f"{_cell(art.get('decision_flips'))}{_cell(_p50(run, name, '1_thread'), 3)}"
+                f"{_cell(_p50(run, name, '2_thread'), 3)}{_cell(art.get('cold_start_ms'), 1)}"
+                f"{_cell(mem.get('peak_rss_mb'), 1)}")
+
+
+# ---------------------------------------------------------------- latency
+
+def _latency_section(run: _Run) -> str:
+    names = [n for n in [EAGER, *run.artifacts] if n in run.samples]
+    if not names:
+        return _section("latency", _note("No latency samples in this bench folder (latency_samples.json)."))
+    body = _latency_plot(run, names) + "\n" + _latency_table(run)
+    intro = _e(f"Batch 1, after warm-up, on {run.manifest.get('platform', 'the bench machine')} (not a phone). "
+               "Boxes: quartiles; whiskers: 1st-99th percentile; log scale.")
+    return _section("latency", body, intro)
+
+
+def _latency_plot(run: _Run, names: list[str]) -> str:
+    fig, axes = _figure(2, width=6.0, height=0.45 * len(names) + 1.4, max_cols=2)
+    for ax, threads in zip(axes, ("1", "2")):
+        data = [np.asarray(run.samples[n].get(threads, []) or [np.nan], dtype=float) for n in names]
+        ax.boxplot(data, orientation="horizontal", whis=(1, 99), widths=0.6,
+                   flierprops={"markersize": 2, "alpha": 0.4}, medianprops={"color": "#cf222e"})
+        ax.set_yticks(range(1, len(names) + 1), names if threads == "1" else [""] * len(names))
+        ax.set_xscale("log")
+        ax.set_xlabel("ms per call")
+        ax.set_title(f"{threads} thread{'s' if threads != '1' else ''}")
+        ax.grid(axis="x", which="both", alpha=0.3)
+        ax.invert_yaxis()
+    return _png(fig, "latency distribution per model, 1 and 2 threads")
+
+
+def _latency_table(run: _Run) -> str:
+    rows = []
+    for name, stats in run.bench.get("latency", {}).items():
+        cells = f"<td>{_e(name)}</td>"
+        for threads in ("1_thread", "2_thread"):
+            s = stats.get(threads, {})
+            cells += "".join(_cell(s.get(k), 3) for k in ("p50_ms", "p90_ms", "p99_ms", "p50_pass_spread"))
+        rows.append(("", cells))
+    headers = ["model"] + [f"{t} {k}" for t in ("1t", "2t") for k in ("p50", "p90", "p99", "p50 spread")]
+    return _table(headers, rows) + _note("p50 spread: relative difference between the per-pass medians; "
+                                         "a large spread means the machine was noisy.")
+
+
+# ---------------------------------------------------------------- scores-based plots
+
+def _scored(run: _Run, names: list[str]) -> list[str]:
+    """The models in `names` that have score columns in scores.parquet."""
+    if run.scores is None or not run.labels:
+        return []
+    return [n for n in names if f"{n}:{run.labels[0]}" in run.scores.columns]
+
+
+def _probs(run: _Run, name: str) -> np.ndarray:
+    return run.scores[[f"{name}:{l}" for l in run.labels]].to_numpy(dtype=float)
+
+
+def _gold(run: _Run) -> np.ndarray:
+    """Class indices (-1 for a label outside the recipe), or a multi-hot matrix for multi-label."""
+    values = [str(v) for v in run.scores["label"]]
+    if run.multi_label:
+        return np.array([[int(l in v.split("|")) for l in run.labels] for v in values], dtype=int)
+    return np.array([run.labels.index(v) if v in run.labels else -1 for v in values], dtype=int)
+
+
+def _quantized_measured(run: _Run) -> list[str]:
+    return [n for n, a in run.artifacts.items() if a.get("measured") and a.get("quantized")]
+
+
+def _unplotted_note(run: _Run) -> str:
+    skipped = [f"{n} ({a.get('not_measured_because') or a.get('integrity')})"
+               for n, a in run.artifacts.items() if not a.get("measured")]
+    return _note("Not plotted, not measured here: " + "; ".join(skipped)) if skipped else ""
+
+
+def _no_scores(key: str) -> str:
+    return _section(key, _note("No scores in this bench folder (scores.parquet), so nothing to plot."))
+
+
+def _pr_section(run: _Run) -> str:
+    models = _scored(run, ["fp32_student", "teacher", *_quantized_measured(run)])
+    if not models:
+        return _no_scores("pr")
+    benign = None if run.multi_label else run.thresholds.get("benign")
+    classes = [l for l in run.labels if l != benign]
+    fig, axes = _figure(len(classes))
+    gold = _gold(run)
+    for ax, label in zip(axes, classes):
+        _pr_panel(ax, run, models, gold, label)
+    intro = _e("One-vs-rest on the test split; AP in the legend. The star marks the shipped threshold on the "
+               "fp32 student's curve. fp32 exports match the fp32 student, so only quantized artifacts are drawn.")
+    return _section("pr", _png(fig, "precision-recall curves per class") + _unplotted_note(run), intro)
+
+
+def _pr_panel(ax, run: _Run, models: list[str], gold: np.ndarray, label: str) -> None:
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    i = run.labels.index(label)
+    positive = gold[:, i] if run.multi_label else (gold == i).astype(int)
+    ax.set_title(label)
+    if positive.sum() == 0:
+        ax.text(0.5, 0.5, "no positives in test", ha="center", transform=ax.transAxes)
+        return
+    for name in models:
+        scores = _probs(run, name)[:, i]
+        precision, recall, _ = precision_recall_curve(positive, scores)
+        ap = average_precision_score(positive, scores)
+        ax.plot(recall, precision, **_line_style(name), label=f"{name} AP {ap:.3f}")
+    _mark_threshold(ax, run, positive, label, i)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+
+
+def _line_style(name: str) -> dict:
+    if name == "fp32_student":
+        return {"color": "#0969da", "linewidth": 2.0}
+    if name == "teacher":
+        return {"color": "#6e7781", "linewidth": 1.5, "linestyle": "--"}
+    return {"linewidth": 1.2, "alpha": 0.9}
+
+
+def _mark_threshold(ax, run: _Run, positive: np.ndarray, label: str, i: int) -> None:
+    entry = run.thresholds.get("per_class", {}).get(label)
+    if not entry:
+        return
+    fired = _probs(run, "fp32_student")[:, i] >= entry["threshold"]
+    tp = int((fired & (positive == 1)).sum())
+    precision, recall = tp / max(int(fired.sum()), 1), tp / max(int(positive.sum()), 1)
+    ax.plot([recall], [precision], marker="*", markersize=14, color="#cf222e", linestyle="none",
+            label=f"threshold {entry['threshold']:.3g}: P {precision:.2f} R {recall:.2f}")
+
+
+def _confusion_section(run: _Run) -> str:
+    models = _scored(run, ["fp32_student", *_quantized_measured(run)])
+    if not models:
+        return _no_scores("confusion")
+    from training.thresholds import decide
+
+    decisions = {n: decide(_probs(run, n), run.labels, run.thresholds) for n in models}
+    if run.multi_label:
+        body = _multilabel_confusion(run, decisions)
+    else:
+        body = _confusion_plot(run, decisions)
+    intro = _e("Rows: gold label; columns: decision at the shipped thresholds (what the app would do). "
+               "Colour is the share of the row.")
+    return _section("confusion", body + _unplotted_note(run), intro)
+
+
+def _confusion_plot(run: _Run, decisions: dict[str, np.ndarray]) -> str:
+    from sklearn.metrics import confusion_matrix
+
+    gold = _gold(run)
+    known = gold >= 0
+    n = len(run.labels)
+    fig, axes = _figure(len(decisions), width=0.9 * n + 2.0, height=0.8 * n + 1.6)
+    for ax, (name, decided) in zip(axes, decisions.items()):
+        matrix = confusion_matrix(gold[known], decided[known], labels=list(range(n)))
+        _heatmap(ax, matrix, run.labels)
+        ax.set_title(f"{name}\naccuracy {np.trace(matrix) / max(matrix.sum(), 1):.3f}", fontsize=10)
+    return _png(fig, "confusion matrices at the shipped thresholds")
+
+
+def _heatmap(ax, matrix: np.ndarray, labels: list[str]) -> None:
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (r, c), count in np.ndenumerate(matrix):
+        ax.text(c, r, str(count), ha="center", va="center", fontsize=9,
+                color="white" if share[r, c] > 0.6 else "black")
+    ticks = range(len(labels))
+    ax.set_xticks(ticks, labels, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(ticks, labels, fontsize=8)
+    ax.set_xlabel("decision")
+    ax.set_ylabel("gold")
+
+
+def _multilabel_confusion(run: _Run, decisions: dict[str, np.ndarray]) -> str:
+    # multi-label decisions are a 0/1 matrix, so one 2x2 per class (one-vs-rest) replaces the n x n matrix
+    gold, rows = _gold(run), []
+    for name, decided in decisions.items():
+        for i, label in enumerate(run.labels):
+            g, d = gold[:, i] == 1, decided[:, i] == 1
+            counts = [(g & d).sum(), (~g & d).sum(), (g & ~d).sum(), (~g & ~d).sum()]
+            rows.append(("", f"<td>{_e(name)}</td><td>{_e(label)}</td>" + "".join(_cell(int(c)) for c in counts)))
+    return _note("Multi-label: one 2x2 per class.") + _table(["model", "class", "TP", "FP", "FN", "TN"], rows)
+
+
+def _calibration_section(run: _Run) -> str:
+    models = _scored(run, ["fp32_student", "teacher"])
+    if not models:
+        return _no_scores("calibration")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 5.2), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    top.plot([0, 1], [0, 1], color="#8c959f", linestyle=":", label="perfect calibration")
+    for name in models:
+        confidence, correct = _confidence(run, name)
+        _reliability(top, bottom, name, confidence, correct)
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    top.legend(fontsize=8, loc="upper left")
+    top.grid(alpha=0.3)
+    bottom.set(xlabel="confidence", ylabel="items")
+    what = ("every (item, class) score vs whether the class is gold" if run.multi_label
+            else "top-class confidence vs whether that class is the gold label")
+    intro = _e(f"10 equal-width bins; {what}. ECE = expected calibration error (lower is better).")
+    return _section("calibration", _png(fig, "reliability diagram"), intro)
+
+
+def _confidence(run: _Run, name: str) -> tuple[np.ndarray, np.ndarray]:
+    probs, gold = _probs(run, name), _gold(run)
+    if run.multi_label:
+        return probs.ravel(), gold.ravel().astype(bool)
+    known = gold >= 0
+    return probs[known].max(axis=1), probs[known].argmax(axis=1) == gold[known]
+
+
+def _reliability(top, bottom, name: str, confidence: np.ndarray, correct: np.ndarray) -> None:
+    edges = np.linspace(0, 1, 11)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, 9)
+    counts = np.bincount(which, minlength=10)
+    filled = counts > 0
+    mean_conf = np.bincount(which, weights=confidence, minlength=10)[filled] / counts[filled]
+    accuracy = np.bincount(which, weights=correct.astype(float), minlength=10)[filled] / counts[filled]
+    ece = float(np.sum(counts[filled] * np.abs(accuracy - mean_conf)) / max(counts.sum(), 1))
+    style = _line_style(name)
+    top.plot(mean_conf, accuracy, marker="o", **style, label=f"{name} ECE {ece:.3f}")
+    offset = -0.02 if name == "fp32_student" else 0.02  # side by side so both histograms stay visible
+    bottom.bar(edges[:-1] + 0.05 + offset, counts, width=0.04, color=style["color"], alpha=0.8)
+
+
+# ---------------------------------------------------------------- parity and slices
+
+def _parity_section(run: _Run) -> str:
+    if not run.artifacts:
+        return _section("parity", _note("This bench run lists no artifacts."))
+    ref_auroc = run.bench.get("reference", {}).get("fp32_student", {}).get("accuracy_at_thresholds", {}).get("macro_auroc")
+    rows = [_parity_row(name, art, ref_auroc) for name, art in run.artifacts.items()]
+    headers = ["artifact", "target / scheme", "file check", "how", "items", "decision flips", "flip rate",
+               "macro AUROC drop"]
+    intro = _e("Measured here: the artifact ran in its own runtime on the test split. Estimated: the export "
+               "stage's check of the same weights in another runtime, on its own items; see the text for which.")
+    return _section("parity", _table(headers, rows), intro)
+
+
+def _parity_row(name: str, art: dict, ref_auroc: float | None) -> tuple[str, str]:
+    lead = (f"<td>{_e(name)}</td><td>{_e(art.get('target', ''))} / {_e(art.get('scheme', ''))}</td>"
+            f"<td>{_e(art.get('integrity', DASH))}</td>")
+    if art.get("measured"):
+        acc = art.get("accuracy_at_thresholds", {})
+        drop = ref_auroc - acc["macro_auroc"] if ref_auroc is not None and acc.get("macro_auroc") is not None else None
+        return ("", lead + f"<td>measured here</td>{_cell(acc.get('n'))}{_cell(art.get('decision_flips'))}"
+                           f"{_cell(art.get('decision_flip_rate'), 4)}{_cell(drop, 4)}")
+    parity = art.get("export_parity") or {}
+    if art.get("integrity") != "ok" or not parity:
+        # a missing or changed file: the export-time numbers describe a different file, so none are shown
+        reason = art.get("not_measured_because") or art.get("integrity")
+        return ("broken", lead + f'<td colspan="5">not measured: {_e(reason)}</td>')
+    agreement = parity.get("decision_agreement")
+    rate = 1.0 - agreement if agreement is not None else None
+    how = f"estimated: {art.get('parity_mode') or 'export-time check'}"
+    return ("unmeasured", lead + f"<td>{_e(how)}</td>{_cell(parity.get('items'))}{_cell(parity.get('decision_flips'))}"
+                                 f"{_cell(rate, 4)}{_cell(parity.get('macro_auroc_drop'), 4)}")
+
+
+def _source_section(run: _Run) -> str:
+    rows = []
+    for model, slices in run.bench.get("slices", {}).items():
+        for source, s in slices.get("by_source", {}).items():
+            rows.append((source, model, s))
+    if not rows:
+        return ""
+    rows.sort(key=lambda r: r[0])  # group by source so models compare within one source
+    cells = [("", f"<td>{_e(src)}</td><td>{_e(model)}</td>{_cell(s.get('items'))}{_cell(s.get('macro_f1'))}"
+                  f"{_cell(s.get('violation_auc'))}") for src, model, s in rows]
+    intro = _e("Violation AUC: 1 - p(benign) (or the top score) as one 'violating' score vs gold non-benign.")
+    return _section("by_source", _table(["source", "model", "items", "macro-F1 @thr", "violation AUC"], cells), intro)
+
+
+IDENTITY_METRICS = (("subgroup_auc", "Subgroup AUC"), ("bpsn_auc", "BPSN AUC (benign mentions vs other violations)"),
+                    ("bnsp_auc", "BNSP AUC (violating mentions vs other benign)"))
+
+
+def _identity_section(run: _Run) -> str:
+    models = {m: s["identity"] for m, s in run.bench.get("slices", {}).items() if s.get("identity", {}).get("groups")}
+    if not models:
+        return ""
+    tables = "".join(f"<div><h3>{_e(title)}</h3>{_identity_table(models, key)}</div>" for key, title in IDENTITY_METRICS)
+    overall = ", ".join(f"{m} {_num(v.get('overall_auc'))}" for m, v in models.items())
+    intro = _e(f"Jigsaw unintended-bias AUCs per identity mentioned. Overall AUC: {overall}. Red: the worst gated "
+               "group per model; grey rows have too few items to be gated.")
+    return _section("identity", f'<div class="tables">{tables}</div>', intro)
+
+
+def _identity_table(models: dict, key: str) -> str:
+    groups = list(next(iter(models.values()))["groups"])
+    worst = {m: _worst_group(v["groups"], key) for m, v in models.items()}
+    rows = []
+    for group in groups:
+        first = next(iter(models.values()))["groups"][group]
+        cells = f"<td>{_e(group)}</td>{_cell(first.get('items'))}"
+        for model, identity in models.items():
+            value = identity["groups"].get(group, {}).get(key)
+            cells += _cell(value, 3, "num worst" if worst[model] == group else "num")
+        rows.append(("" if first.get("gated", True) else "ungated", cells))
+    return _table(["group", "items", *models], rows)
+
+
+def _worst_group(groups: dict, key: str) -> str | None:
+    gated = {g: v[key] for g, v in groups.items() if v.get("gated", True) and v.get(key) is not None}
+    return min(gated, key=gated.get) if gated else None
+
+
+def _robustness_section(run: _Run) -> str:
+    robustness = run.bench.get("robustness") or {}
+    if not robustness:
+        return ""
+    models = list(robustness)
+    styles = [k for k in next(iter(robustness.values())) if k != "clean_macro_f1"]
+    rows = [("ref", "<td>clean</td>" + "".join(_cell(robustness[m].get("clean_macro_f1")) for m in models))]
+    for style in styles:
+        cells = "".join(_robust_cell(robustness[m].get(style, {})) for m in models)
+        rows.append(("", f"<td>{_e(style)}</td>{cells}"))
+    intro = _e("Macro-F1 on the test texts rewritten in each obfuscation style; in brackets, the share of "
+               "decisions that changed vs the clean text.")
+    return _section("robustness", _table(["style", *models], rows), intro)
+
+
+def _robust_cell(entry: dict) -> str:
+    f1, flips = entry.get("macro_f1"), entry.get("decision_flip_rate_vs_clean")
+    return f'<td class="num">{_num(f1)} <span class="small">({_num(flips)})</span></td>'
+
+
+def _footer(run: _Run) -> str:
+    seconds = run.bench.get("seconds")
+    export_run = run.manifest.get("details", {}).get("export_run", DASH)
+    return (f'<footer><p class="small">bench took {_num(seconds, 1)} s; export run {_e(export_run)}; '
+            f"recipe sha256 {_e(str(run.manifest.get('recipe_sha256', DASH))[:16])}</p></footer>")

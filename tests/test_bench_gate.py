@@ -1,0 +1,144 @@
+"""Bench and gate on a tiny real export: the gate passes generous budgets and fails on each kind of
+breach (latency, int8 flips, size, regression, missing or corrupt artifact)."""
+import json
+import shutil
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+from benchmarks import bench, gate
+from edgemod.cli import main
+from edgemod.manifest import read_manifest, write_manifest
+from edgemod.recipe import parse_recipe
+from export import stage
+from training import label, train
+
+EXPORTS = "export=[{target: tflite, quant: int8_dynamic}, {target: onnx, quant: int8_dynamic}]"
+GENEROUS = ["budgets.size_mb={tflite: 50}", "budgets.latency_ms={tflite_p50_1thread: 1000}",
+            "budgets.parity.min_decision_agreement=0.5", "budgets.speed.min_speedup_vs_torch_eager=0.01"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from conftest import tiny_text_recipe
+
+    root = tmp_path_factory.mktemp("bench")
+    label.run(parse_recipe(tiny_text_recipe()), root / "label")
+    train.run(root / "label", root / "train")
+    stage.run(root / "train", root / "export", [EXPORTS])
+    return root
+
+
+@pytest.fixture(scope="module")
+def benched(exported):
+    bench.run(exported / "export", exported / "bench", quick=True)
+    return exported / "bench"
+
+
+def _copy(exported, tmp_path):
+    """An export + bench pair that a test may damage without touching the shared one."""
+    shutil.copytree(exported / "export", tmp_path / "export")
+    bench.run(tmp_path / "export", tmp_path / "bench", quick=True)
+    return tmp_path / "bench"
+
+
+def _failed(result) -> set[str]:
+    return {c["name"] for c in result["checks"] if not c["passed"]}
+
+
+def test_bench_measures_every_artifact_beside_student_and_teacher(benched):
+    results = json.loads((benched / "bench.json").read_text())
+    assert set(results["reference"]) == {"fp32_student", "teacher"}
+    for name in ("tflite_fp32", "tflite_int8_dynamic", "onnx_fp32", "onnx_int8_dynamic"):
+        artifact = results["artifacts"][name]
+        assert artifact["measured"] and artifact["integrity"] == "ok"
+        assert artifact["accuracy_at_thresholds"]["n"] == 150
+        assert artifact["cold_start_ms"] > 0 and artifact["memory"]["peak_rss_mb"] > 0
+        for threads in ("1_thread", "2_thread"):
+            latency = results["latency"][name][threads]
+            assert latency["p50_ms"] <= latency["p90_ms"] <= latency["p99_ms"]
+            assert len(latency["p50_per_pass"]) == 2 and latency["p50_pass_spread"] >= 0
+    assert "torch_eager_fp32" in results["latency"]
+    assert {"leetspeak", "homoglyph", "zero_width", "spacing"} <= set(results["robustness"]["fp32_student"])
+    assert "identity" in results["slices"]["fp32_student"] and "by_source" in results["slices"]["teacher"]
+
+
+def test_bench_rerun_does_nothing(exported, benched):
+    before = read_manifest(benched, "bench").created_at
+    assert bench.run(exported / "export", benched, quick=True).created_at == before
+
+
+def test_gate_passes_generous_budgets_and_writes_reports(benched, tmp_path):
+    result = gate.run(benched, tmp_path / "gate", overrides=GENEROUS)
+    assert result["verdict"] == "pass", result["checks"]
+    names = {c["name"] for c in result["checks"]}
+    assert {"artifact integrity", "size (MB)", "decision agreement vs fp32"} <= names
+    assert "PASS" in (tmp_path / "gate" / "gate.md").read_text()
+    suite = ElementTree.parse(tmp_path / "gate" / "junit.xml").getroot()
+    assert suite.get("failures") == "0" and int(suite.get("tests")) == len(result["checks"])
+    assert read_manifest(tmp_path / "gate", "gate").metrics["verdict"] == "pass"
+
+
+def test_gate_fails_on_latency_over_budget(benched, tmp_path):
+    result = gate.run(benched, tmp_path / "gate", overrides=[*GENEROUS, "budgets.latency_ms={tflite_p50_1thread: 0.00001}"])
+    assert result["verdict"] == "fail" and _failed(result) == {"latency p50 1 thread(s) (ms)"}
+
+
+def test_gate_fails_on_size_over_budget(benched, tmp_path):
+    result = gate.run(benched, tmp_path / "gate", overrides=[*GENEROUS, "budgets.size_mb={tflite_int8_dynamic: 0.0001}"])
+    assert _failed(result) == {"size (MB)"}
+
+
+def test_gate_fails_on_int8_decision_flips(benched, tmp_path):
+    flipped = tmp_path / "flipped"
+    shutil.copytree(benched, flipped)
+    manifest = read_manifest(flipped, "bench")
+    manifest.metrics["artifacts"]["tflite_int8_dynamic"]["decision_flip_rate"] = 0.02  # 3 of 150 decisions changed
+    manifest.metrics["artifacts"]["onnx_int8_dynamic"]["decision_flip_rate"] = 0.0
+    write_manifest(flipped, manifest)
+    result = gate.run(flipped, tmp_path / "gate", overrides=[*GENEROUS, "budgets.parity.min_decision_agreement=0.995"])
+    failed = [c for c in result["checks"] if not c["passed"]]
+    assert [(c["name"], c["subject"]) for c in failed] == [("decision agreement vs fp32", "tflite_int8_dynamic")]
+    assert result["checks"][0]["passed"] is False  # failures are listed first
+
+
+def test_gate_fails_on_regression_against_the_baseline(benched, tmp_path):
+    better = tmp_path / "baseline"
+    shutil.copytree(benched, better)
+    manifest = read_manifest(better, "bench")
+    artifact = manifest.metrics["artifacts"]["tflite_int8_dynamic"]
+    artifact["size_mb"] /= 2
+    artifact["accuracy_at_thresholds"]["macro_f1"] += 0.1
+    manifest.metrics["latency"]["tflite_int8_dynamic"]["1_thread"]["p50_ms"] /= 3
+    write_manifest(better, manifest)
+    result = gate.run(benched, tmp_path / "gate", baseline=better, overrides=GENEROUS)
+    assert {("size increase vs baseline", "tflite_int8_dynamic"), ("macro-F1 drop vs baseline", "tflite_int8_dynamic"),
+            ("latency increase vs baseline (p50 / torch eager, each run)", "tflite_int8_dynamic")} <= \
+        {(c["name"], c["subject"]) for c in result["checks"] if not c["passed"]}
+    assert gate.run(benched, tmp_path / "same", baseline=benched, overrides=GENEROUS)["verdict"] == "pass"
+
+
+def test_gate_fails_on_a_missing_artifact(exported, tmp_path):
+    bench_dir = _copy(exported, tmp_path)
+    (tmp_path / "export" / "onnx" / "model_int8_dynamic.onnx").unlink()
+    result = gate.run(bench_dir, tmp_path / "gate", overrides=GENEROUS)
+    failed = [c for c in result["checks"] if not c["passed"]]
+    assert [(c["subject"], c["value"]) for c in failed] == [("onnx_int8_dynamic", "missing")]
+
+
+def test_gate_fails_on_a_corrupt_artifact(exported, tmp_path):
+    bench_dir = _copy(exported, tmp_path)
+    model = tmp_path / "export" / "tflite" / "model_int8_dynamic.tflite"
+    model.write_bytes(model.read_bytes()[:-16] + b"\0" * 16)
+    result = gate.run(bench_dir, tmp_path / "gate", overrides=GENEROUS)
+    failed = [c for c in result["checks"] if not c["passed"]]
+    assert [(c["subject"], c["value"]) for c in failed] == [("tflite_int8_dynamic", "sha256 mismatch")]
+
+
+def test_gate_cli_exit_codes(benched, tmp_path):
+    sets = [arg for budget in GENEROUS for arg in ("--set", budget)]
+    assert main(["gate", str(benched), "--out", str(tmp_path / "a"), *sets]) == 0
+    assert main(["gate", str(benched), "--out", str(tmp_path / "b"), *sets,
+                 "--set", "budgets.size_mb={tflite: 0.0001}"]) == 1
+    assert main(["gate", str(benched), "--out", str(tmp_path / "c"), "--set", "budgets.latency_ms={fast: 1}"]) == 2
+    assert main(["gate", str(tmp_path / "nothing"), "--out", str(tmp_path / "d")]) == 2
