@@ -43,7 +43,7 @@ def run(upstream: Path, out: Path, console=None, quick: bool = False) -> Manifes
         _say(console, f"[green]bench {out}: nothing to do, the export is unchanged[/]")
         return done
     started = time.perf_counter()
-    student = load_trained_student(export.details["train_run"])
+    student = load_trained_student(upstream, stage="export")  # the export folder carries the fp32 reference
     integrity = integrity_of(upstream, export)
     runnable = {name: rec for name, rec in export.details["artifacts"].items()
                 if integrity[name] == "ok" and (rec["target"] != "coreml" or coreml_can_predict())}

@@ -28,7 +28,7 @@ DASH = "\u2014"
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:#1f2328;
- max-width:1280px;margin:0 auto;padding:16px 24px 48px;background:#fff}
+ max-width:1360px;margin:0 auto;padding:16px 24px 48px;background:#fff}
 h1{font-size:24px;margin:8px 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;
  padding-bottom:4px} h3{font-size:15px;margin:14px 0 6px}
 .meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0}
@@ -42,7 +42,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.failed td{background:#ffebe9} tr.passed td:first-child{color:#1a7f37} tr.failed td:first-child{color:#cf222e;font-weight:600}
 tr.unmeasured td{background:#fff8c5} tr.broken td{background:#ffebe9} tr.ref td{background:#f6f8fa}
 tr.ungated td{color:#8c959f} td.worst{background:#ffcecb !important;font-weight:600}
-.tables{display:flex;flex-wrap:wrap;gap:0 28px} img{max-width:100%;height:auto;display:block;margin:6px 0}
+.tables{display:flex;flex-wrap:wrap;gap:0 24px} .tables table{font-size:12px}
+.tables td,.tables th{padding:3px 6px} .tables th{max-width:62px} .nowrap{white-space:nowrap} img{max-width:100%;height:auto;display:block;margin:6px 0}
 code{font-size:12px;background:#f6f8fa;padding:1px 4px;border-radius:4px}
 """
 
@@ -149,7 +150,7 @@ def _cell(value: Any, digits: int = 3, cls: str = "num") -> str:
 
 def _table(headers: list[str], rows: list[tuple[str, str]]) -> str:
     """`rows` are (row class, already-escaped cells HTML)."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    head = "".join(f"<th>{_e(h).replace('_', '_<wbr>')}</th>" for h in headers)
     body = "\n".join(f'<tr class="{cls}">{cells}</tr>' for cls, cells in rows)
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
@@ -309,18 +310,29 @@ def _latency_section(run: _Run) -> str:
 
 
 def _latency_plot(run: _Run, names: list[str]) -> str:
-    fig, axes = _figure(2, width=6.0, height=0.45 * len(names) + 1.4, max_cols=2)
+    fig, axes = _figure(2, width=6.0, height=0.4 * len(names) + 1.2, max_cols=2)
+    axes[1].sharex(axes[0])  # one scale for both thread counts so they compare by eye
     for ax, threads in zip(axes, ("1", "2")):
         data = [np.asarray(run.samples[n].get(threads, []) or [np.nan], dtype=float) for n in names]
         ax.boxplot(data, orientation="horizontal", whis=(1, 99), widths=0.6,
                    flierprops={"markersize": 2, "alpha": 0.4}, medianprops={"color": "#cf222e"})
         ax.set_yticks(range(1, len(names) + 1), names if threads == "1" else [""] * len(names))
-        ax.set_xscale("log")
+        _plain_log_axis(ax)
         ax.set_xlabel("ms per call")
         ax.set_title(f"{threads} thread{'s' if threads != '1' else ''}")
         ax.grid(axis="x", which="both", alpha=0.3)
         ax.invert_yaxis()
     return _png(fig, "latency distribution per model, 1 and 2 threads")
+
+
+def _plain_log_axis(ax) -> None:
+    """Log scale labelled 0.1, 0.2, 0.5, 1 ... (matplotlib's default 3x10^-1 minor labels overlap)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([m * 10.0 ** e for e in range(-3, 5) for m in (1, 2, 5)]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _latency_table(run: _Run) -> str:
@@ -395,23 +407,27 @@ def _pr_panel(ax, run: _Run, models: list[str], gold: np.ndarray, label: str) ->
     if positive.sum() == 0:
         ax.text(0.5, 0.5, "no positives in test", ha="center", transform=ax.transAxes)
         return
-    for name in models:
+    for k, name in enumerate(models):
         scores = _probs(run, name)[:, i]
         precision, recall, _ = precision_recall_curve(positive, scores)
         ap = average_precision_score(positive, scores)
-        ax.plot(recall, precision, **_line_style(name), label=f"{name} AP {ap:.3f}")
+        ax.plot(recall, precision, **_line_style(name, k - 2), label=f"{name} AP {ap:.3f}")
     _mark_threshold(ax, run, positive, label, i)
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
 
 
-def _line_style(name: str) -> dict:
+ARTIFACT_COLOURS = ("#e36209", "#1a7f37", "#8250df", "#bf3989", "#9a6700", "#0598bc")
+
+
+def _line_style(name: str, index: int = 0) -> dict:
+    """fp32 student blue and bold, teacher grey dashed, artifacts in colours that differ from both."""
     if name == "fp32_student":
         return {"color": "#0969da", "linewidth": 2.0}
     if name == "teacher":
         return {"color": "#6e7781", "linewidth": 1.5, "linestyle": "--"}
-    return {"linewidth": 1.2, "alpha": 0.9}
+    return {"color": ARTIFACT_COLOURS[index % len(ARTIFACT_COLOURS)], "linewidth": 1.2, "alpha": 0.9}
 
 
 def _mark_threshold(ax, run: _Run, positive: np.ndarray, label: str, i: int) -> None:
@@ -447,7 +463,7 @@ def _confusion_plot(run: _Run, decisions: dict[str, np.ndarray]) -> str:
     gold = _gold(run)
     known = gold >= 0
     n = len(run.labels)
-    fig, axes = _figure(len(decisions), width=0.9 * n + 2.0, height=0.8 * n + 1.6)
+    fig, axes = _figure(len(decisions), width=0.55 * n + 1.9, height=0.5 * n + 1.6)
     for ax, (name, decided) in zip(axes, decisions.items()):
         matrix = confusion_matrix(gold[known], decided[known], labels=list(range(n)))
         _heatmap(ax, matrix, run.labels)
@@ -538,13 +554,13 @@ def _parity_section(run: _Run) -> str:
 
 
 def _parity_row(name: str, art: dict, ref_auroc: float | None) -> tuple[str, str]:
-    lead = (f"<td>{_e(name)}</td><td>{_e(art.get('target', ''))} / {_e(art.get('scheme', ''))}</td>"
+    lead = (f"<td>{_e(name)}</td><td class=\"nowrap\">{_e(art.get('target', ''))} / {_e(art.get('scheme', ''))}</td>"
             f"<td>{_e(art.get('integrity', DASH))}</td>")
     if art.get("measured"):
         acc = art.get("accuracy_at_thresholds", {})
         drop = ref_auroc - acc["macro_auroc"] if ref_auroc is not None and acc.get("macro_auroc") is not None else None
         return ("", lead + f"<td>measured here</td>{_cell(acc.get('n'))}{_cell(art.get('decision_flips'))}"
-                           f"{_cell(art.get('decision_flip_rate'), 4)}{_cell(drop, 4)}")
+                           f"{_cell(art.get('decision_flip_rate'), 4)}{_cell(_tidy(drop), 5)}")
     parity = art.get("export_parity") or {}
     if art.get("integrity") != "ok" or not parity:
         # a missing or changed file: the export-time numbers describe a different file, so none are shown
@@ -552,9 +568,15 @@ def _parity_row(name: str, art: dict, ref_auroc: float | None) -> tuple[str, str
         return ("broken", lead + f'<td colspan="5">not measured: {_e(reason)}</td>')
     agreement = parity.get("decision_agreement")
     rate = 1.0 - agreement if agreement is not None else None
-    how = f"estimated: {art.get('parity_mode') or 'export-time check'}"
+    mode = art.get("parity_mode") or "export-time check"
+    how = mode if mode.startswith("estimate") else f"estimated: {mode}"
     return ("unmeasured", lead + f"<td>{_e(how)}</td>{_cell(parity.get('items'))}{_cell(parity.get('decision_flips'))}"
-                                 f"{_cell(rate, 4)}{_cell(parity.get('macro_auroc_drop'), 4)}")
+                                 f"{_cell(rate, 4)}{_cell(_tidy(parity.get('macro_auroc_drop')), 5)}")
+
+
+def _tidy(value: float | None) -> float | None:
+    """Round away float noise so a zero drop prints 0.00000, not -0.00000."""
+    return None if value is None else round(float(value), 5) + 0.0
 
 
 def _source_section(run: _Run) -> str:

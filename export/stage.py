@@ -27,7 +27,7 @@ from export.runners import TorchRunner, coreml_can_predict, load_runner, run_all
 from export.student import OUTPUT_NAME, TestSet, TrainedStudent, load_trained_student, torch_scores
 
 STAGE = "export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STATIC_SCHEMES = {("tflite", "int8_static"), ("onnx", "int8_static"), ("coreml", "w8a8")}
 DEFAULT_EXPORTS = [ExportSpec(target="tflite"), ExportSpec(target="coreml"), ExportSpec(target="onnx")]
 EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}

@@ -130,22 +130,29 @@ class TrainedStudent:
         return self.encode(self.split("validation")[self.payload_column].tolist()[:1])
 
     def tool_files(self) -> list[str]:
-        """Files a device needs beside the model: the tokenizer or the pre-processing config."""
+        """Files a device needs beside the model (the tokenizer or the pre-processing config), and the
+        fp32 reference with its scored test split, so an export folder can be benched on its own."""
         if self.is_text:
-            return ["student.json", "thresholds.json",
+            return ["student.json", "thresholds.json", *REFERENCE_FILES,
                     *(f"tokenizer/{p.name}" for p in sorted((self.run_dir / "tokenizer").iterdir()))]
-        return ["student.json", "thresholds.json", "preprocess.json"]
+        return ["student.json", "thresholds.json", "preprocess.json", *REFERENCE_FILES]
 
 
-def load_trained_student(run_dir: str | Path) -> TrainedStudent:
-    """Read a finished train run, checking its files are intact."""
+REFERENCE_FILES = ("model.safetensors", "predictions.parquet")  # the fp32 student and its scored test split
+
+
+def load_trained_student(run_dir: str | Path, stage: str = "train") -> TrainedStudent:
+    """Read a finished train run, or an export folder (which carries the same files), checking
+    that the files needed here are intact."""
     import pandas as pd
 
     run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir, "train")
-    if broken := verify_artifacts(run_dir, manifest):
-        raise EdgemodError(f"train run {run_dir} has missing or changed files: {', '.join(broken)}",
-                           f"re-run `edgemod train` into {run_dir}")
+    manifest = read_manifest(run_dir, stage)
+    needed = {n: r for n, r in manifest.artifacts.items()
+              if stage == "train" or n in (*REFERENCE_FILES, "student.json", "thresholds.json")}
+    if broken := verify_artifacts(run_dir, manifest.model_copy(update={"artifacts": needed})):
+        raise EdgemodError(f"{stage} run {run_dir} has missing or changed files: {', '.join(broken)}",
+                           f"re-run `edgemod {stage}` into {run_dir}")
     spec = json.loads((run_dir / "student.json").read_text())
     if "vocab_size" not in spec and "input_ids" in spec.get("inputs", {}):
         spec["vocab_size"] = spec["inputs"].get("vocab_size")

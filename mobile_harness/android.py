@@ -330,7 +330,7 @@ def tflite_artifact(export_dir: Path, artifact: str) -> tuple[Path, Path]:
 
     record = artifact_record(export_dir, artifact)
     if record["target"] != "tflite":
-        raise EdgemodError(f"{artifact} is a {record['target']} artifact; benchmark_model runs .tflite files",
+        raise EdgemodError(f"{artifact} targets {record['target']}; benchmark_model runs .tflite files only",
                            "pick a tflite_* artifact (see `edgemod harness golden EXPORT_DIR`)")
     return export_dir / record["file"], export_dir / record["golden"]["file"]
 

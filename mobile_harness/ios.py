@@ -157,7 +157,7 @@ def ios_plan(export_dir: Path, artifact: str, out_dir: Path, destination: str, p
 
     record = artifact_record(export_dir, artifact)
     if record["target"] != "coreml":
-        raise EdgemodError(f"{artifact} is a {record['target']} artifact; the iOS test runs Core ML models",
+        raise EdgemodError(f"{artifact} targets {record['target']}; the iOS test runs Core ML models only",
                            "pick a coreml_* artifact (see `edgemod harness golden EXPORT_DIR`)")
     package = export_dir / record["file"]
     compiled = out_dir / f"{package.stem}.mlmodelc"
