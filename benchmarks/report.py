@@ -452,7 +452,8 @@ def _confusion_section(run: _Run) -> str:
         body = _multilabel_confusion(run, decisions)
     else:
         body = _confusion_plot(run, decisions)
-    intro = _e("Rows: gold label; columns: decision at the shipped thresholds (what the app would do). "
+    intro = _e("Counts per class (gold vs decision) at the shipped thresholds." if run.multi_label else
+               "Rows: gold label; columns: decision at the shipped thresholds (what the app would do). "
                "Colour is the share of the row.")
     return _section("confusion", body + _unplotted_note(run), intro)
 
