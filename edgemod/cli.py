@@ -12,6 +12,7 @@ from rich.console import Console
 
 from edgemod.cli_data import data_app
 from edgemod.errors import EdgemodError
+from mobile_harness.cli import harness_app
 
 app = typer.Typer(help="Distil, export, quantize, verify and publish on-device moderation models.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -27,6 +28,8 @@ SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="override 
 
 
 app.add_typer(data_app, name="data", help="List, show, validate and fetch datasets.")
+app.add_typer(harness_app, name="harness",
+              help="Run artifacts the way a phone does: golden vectors, stream replay, Android/iOS drivers.")
 
 
 @recipe_app.command("validate")

@@ -99,11 +99,18 @@ class CoreMLRunner:
                                "run the Core ML parity check on a Mac: `edgemod export` does it there automatically")
         import coremltools as ct
 
+        import json
+
         self.input_names = input_names
         self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
+        # single-label exports are classifiers: probabilities come back as {label: p} under this name
+        self.probabilities = self.model.get_spec().description.predictedProbabilitiesName
+        self.labels = json.loads(self.model.user_defined_metadata.get("labels", "[]"))
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         out = self.model.predict({n: inputs[n] for n in self.input_names})
+        if self.probabilities and self.probabilities in out:
+            return np.asarray([[out[self.probabilities][label] for label in self.labels]], dtype=np.float32)
         return np.asarray(out["scores"], dtype=np.float32).reshape(1, -1)
 
 

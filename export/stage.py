@@ -67,7 +67,9 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
     student.recipe = _resolve_recipe(student.recipe, overrides or [])
     used = {name: student.manifest.artifacts[name]
             for name in ("model.safetensors", "student.json", "thresholds.json", "predictions.parquet")}
-    key = inputs_key(student.recipe.fingerprint(), used, extra={"format": FORMAT_VERSION, "os": platform.system()})
+    # budgets only matter to the gate: changing one must not re-export
+    key = inputs_key(student.recipe.fingerprint(exclude=("budgets",)), used,
+                     extra={"format": FORMAT_VERSION, "os": platform.system()})
     if (done := finished_run(out, STAGE, key)) is not None:
         _say(console, f"[green]export {out}: nothing to do, inputs unchanged and artifacts intact[/]")
         return done

@@ -51,9 +51,11 @@ def golden(
     threads: Annotated[int, typer.Option(min=1, help="runtime threads, as the app sets them")] = 1,
     report: ReportOption = None,
 ) -> None:
-    """Rebuild every golden item's inputs from its raw payload with the export folder's own
-    tokenizer / preprocess.json, run the artifact in its runtime and compare inputs, scores and
-    decisions. Exit code 1 if any artifact fails."""
+    """Replay the golden vectors from raw payloads, as a phone would; exit code 1 on failure.
+
+    Rebuilds every item's inputs with the export folder's own tokenizer / preprocess.json, runs
+    the artifact in its runtime and compares inputs, scores and decisions.
+    """
     from mobile_harness.golden_check import check_export
 
     results = check_export(export_dir, artifact, threads)

@@ -92,7 +92,7 @@ class DevicePipeline:
         student = _read_json(export_dir / "student.json")
         input_names = tuple(record["interface"]["inputs"])
         encoder = _encoder(export_dir, record)
-        runner = _runner(export_dir, record, input_names, student["labels"], threads) if load_model else None
+        runner = _runner(export_dir, record, input_names, threads) if load_model else None
         return cls(export_dir=export_dir, artifact=artifact_name, record=record, labels=list(student["labels"]),
                    thresholds=_read_json(export_dir / "thresholds.json"), input_names=input_names,
                    encoder=encoder, runner=runner, threads=threads)
@@ -127,7 +127,7 @@ class DevicePipeline:
 
     def with_threads(self, threads: int) -> DevicePipeline:
         """Another interpreter of the same artifact (interpreters are not shared across threads)."""
-        runner = _runner(self.export_dir, self.record, self.input_names, self.labels, threads)
+        runner = _runner(self.export_dir, self.record, self.input_names, threads)
         return DevicePipeline(**{**self.__dict__, "runner": runner, "threads": threads})
 
 
@@ -162,24 +162,9 @@ def _encoder(export_dir: Path, record: dict) -> Encoder:
     return ImageEncoder(config, eval_transform(config))
 
 
-def _runner(export_dir: Path, record: dict, input_names: tuple[str, ...], labels: list[str], threads: int):
+def _runner(export_dir: Path, record: dict, input_names: tuple[str, ...], threads: int):
     from export.runners import load_runner
 
-    runner = load_runner(record["target"], export_dir / record["file"], input_names, threads)
-    return _CoreMLScores(runner, labels) if record["target"] == "coreml" else runner
+    return load_runner(record["target"], export_dir / record["file"], input_names, threads)
 
 
-class _CoreMLScores:
-    """Single-label Core ML exports are classifiers: their probabilities come back as a
-    {label: probability} dictionary (`classLabel_probs`), not as a `scores` tensor."""
-
-    def __init__(self, runner, labels: list[str]):
-        self.model, self.labels, self.input_names = runner.model, labels, runner.input_names
-        self.probabilities = self.model.get_spec().description.predictedProbabilitiesName
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        out = self.model.predict({n: inputs[n] for n in self.input_names})
-        probabilities = self.probabilities
-        if probabilities and probabilities in out:
-            return np.asarray([[out[probabilities][label] for label in self.labels]], dtype=np.float32)
-        return np.asarray(out["scores"], dtype=np.float32).reshape(1, -1)

@@ -17,7 +17,7 @@ import numpy as np
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
-from edgemod.recipe import Recipe, apply_overrides, parse_recipe
+from edgemod.recipe import POST_TRAINING, Recipe, apply_overrides, parse_recipe
 from training.distill import distillation_loss
 from training.label import label_fingerprint
 from training.inputs import Split, student_inputs
@@ -36,7 +36,7 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
     upstream, out = Path(upstream), Path(out)
     label_manifest = read_manifest(upstream, "label")
     recipe = _resolve_recipe(label_manifest, overrides or [])
-    key = inputs_key(recipe.fingerprint(), {"labels": label_manifest.artifacts["labels"]})
+    key = inputs_key(recipe.fingerprint(exclude=POST_TRAINING), {"labels": label_manifest.artifacts["labels"]})
     if (done := finished_run(out, STAGE, key)) is not None:
         _say(console, f"train: nothing to do, {out} is up to date")
         return done

@@ -118,7 +118,7 @@ class GoldenVectorsTest {
                     val q = tensor.quantizationParams()
                     // Math.rint rounds half to even, like numpy's round in export/runners.py.
                     while (floats.hasRemaining()) {
-                        val value = Math.rint(floats.get() / q.scale + q.zeroPoint).coerceIn(-128.0, 127.0)
+                        val value = Math.rint((floats.get() / q.scale + q.zeroPoint).toDouble()).coerceIn(-128.0, 127.0)
                         buffer.put(value.toInt().toByte())
                     }
                 }
