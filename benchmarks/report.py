@@ -23,7 +23,8 @@ EAGER = "torch_eager_fp32"  # the latency row bench measures for the fp32 studen
 TITLES = {"gate": "Gate", "headline": "Headline", "latency": "Latency", "pr": "Precision-recall per class",
           "confusion": "Confusion matrices at the shipped thresholds", "calibration": "Calibration",
           "parity": "Parity vs the fp32 student", "by_source": "Slices by source",
-          "identity": "Identity groups", "robustness": "Robustness to obfuscation"}
+          "identity": "Identity groups", "robustness": "Robustness to obfuscation",
+          "run": "Run: stages, data, teacher vs student"}
 DASH = "\u2014"
 
 CSS = """
@@ -78,7 +79,7 @@ class _Run:
         return self.bench.get("artifacts", {})
 
 
-def write_report(bench_dir: Path, gate: dict | None, out: Path) -> Path:
+def write_report(bench_dir: Path, gate: dict | None, out: Path, pipeline: dict | None = None) -> Path:
     """Render the bench run in `bench_dir` (and the gate result, if any) as one HTML page.
 
     Args:
@@ -86,12 +87,14 @@ def write_report(bench_dir: Path, gate: dict | None, out: Path) -> Path:
             latency_samples.json; the last two are optional and their plots are skipped without them).
         gate: `{"verdict", "baseline", "checks": [...]}` from the gate, or None when not gated.
         out: where to write the page; written atomically (temp file beside it, then rename).
+        pipeline: for a whole `edgemod run`: {"stages": [{stage, seconds, did_work, summary}],
+            "items_by_role": {role: n}, "train": {student/teacher test metrics, parameters}}.
 
     Returns:
         `out`.
     """
     run = _load(Path(bench_dir))
-    write_text_atomic(out, _page(run, gate))
+    write_text_atomic(out, _page(run, gate, pipeline))
     return Path(out)
 
 
@@ -117,14 +120,31 @@ def _read_scores(path: Path):
 
 # ---------------------------------------------------------------- page and small HTML helpers
 
-def _page(run: _Run, gate: dict | None) -> str:
-    sections = [_header(run, gate), _gate_section(gate), _headline_section(run), _latency_section(run),
+def _page(run: _Run, gate: dict | None, pipeline: dict | None = None) -> str:
+    sections = [_header(run, gate), _gate_section(gate), _run_section(pipeline), _headline_section(run),
+                _latency_section(run),
                 _pr_section(run), _confusion_section(run), _calibration_section(run), _parity_section(run),
                 _source_section(run), _identity_section(run), _robustness_section(run), _footer(run)]
     title = f"{run.recipe.get('name', run.manifest.get('name', 'bench'))} \u2014 {_verdict_word(gate)}"
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             + "\n".join(s for s in sections if s) + "\n</body>\n</html>\n")
+
+
+def _run_section(pipeline: dict | None) -> str:
+    if not pipeline:
+        return ""
+    stages = _table(["stage", "seconds", "work", "result"],
+                    [("", "".join([_cell(st["stage"], cls=""), _cell(st["seconds"], 1),
+                                   _cell("ran" if st["did_work"] else "up to date", cls=""), _cell(st["summary"], cls="")]))
+                     for st in pipeline.get("stages", [])])
+    data = _table(["role", "items"], [("", _cell(role, cls="") + _cell(n, 0))
+                                      for role, n in pipeline.get("items_by_role", {}).items()])
+    train = pipeline.get("train") or {}
+    rows = [("", _cell(who, cls="") + _cell(m.get("macro_f1")) + _cell(m.get("macro_auroc")) + _cell(m.get("parameters"), 0))
+            for who, m in train.items()]
+    versus = _table(["model (argmax, test)", "macro-F1", "macro AUROC", "parameters"], rows) if rows else ""
+    return _section("run", "<h3>Stages</h3>" + stages + "<h3>Data</h3>" + data + "<h3>Teacher vs student</h3>" + versus)
 
 
 def _e(value: Any) -> str:

@@ -172,6 +172,64 @@ def gate(
     raise typer.Exit(0 if result["verdict"] == "pass" else 1)
 
 
+@app.command("run")
+def run_pipeline(
+    recipe: Annotated[Path, typer.Argument(help="the recipe to take from data to a verified release")],
+    out: Annotated[Optional[Path], typer.Option(help="run folder (default runs/<recipe name>)")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="last stage to run")] = None,
+    from_: Annotated[Optional[str], typer.Option("--from", help="first stage to run (earlier ones must be finished)")] = None,
+    registry: Annotated[Optional[str], typer.Option(help="where to publish (default: the local registry)")] = None,
+    set_: SetOption = None,
+) -> None:
+    """label -> train -> export -> bench -> gate -> publish; stages whose inputs are unchanged are skipped."""
+    import time
+
+    from edgemod import pipeline
+    from edgemod.recipe import load_recipe
+
+    out = out or Path("runs") / load_recipe(recipe, set_).name
+    started = time.perf_counter()
+
+    def announce(stage: str, event: str) -> None:
+        if event == "start":
+            position = pipeline.STAGES.index(stage) + 1
+            console.rule(f"[bold]{position}/{len(pipeline.STAGES)} {stage}[/]  ({time.perf_counter() - started:.0f} s)")
+
+    state = pipeline.run(recipe, out, set_, start=from_, until=until, registry=registry, console=console,
+                         on_stage=announce)
+    pipeline.record_run(state)
+    if (out / "bench" / "manifest.json").exists():
+        pipeline.write_run_report(out)
+    _print_run_summary(state, time.perf_counter() - started)
+    if state.gate is not None and state.gate["verdict"] != "pass":
+        raise typer.Exit(1)
+
+
+def _print_run_summary(state, seconds: float) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"edgemod run {state.recipe_path}: {seconds:.0f} s")
+    for column in ("stage", "seconds", "work", "result"):
+        table.add_column(column)
+    for result in state.results:
+        table.add_row(result.stage, f"{result.seconds:.1f}", "ran" if result.did_work else "up to date", result.summary)
+    console.print(table)
+    if not any(r.did_work for r in state.results if r.stage != "gate"):
+        console.print("[green]nothing to do: every stage is up to date[/] (the gate re-checks budgets each time)")
+    if (state.out / "report.html").exists():
+        console.print(f"report: {state.out / 'report.html'}")
+    if state.release:
+        console.print(f"release: {state.release}")
+
+
+@app.command("report")
+def report(run_dir: Annotated[Path, typer.Argument(help="folder written by `edgemod run`")]) -> None:
+    """Rebuild the run's one-page HTML report (run_dir/report.html)."""
+    from edgemod.pipeline import write_run_report
+
+    console.print(f"report: {write_run_report(run_dir)}")
+
+
 @app.command("baseline")
 def baseline(
     recipe: Path,

@@ -136,3 +136,48 @@ def _publish(state, recipe, folder, console) -> str:
 
 STAGE_RUNNERS = {"label": _label, "train": _train, "export": _export, "bench": _bench, "gate": _gate,
                  "publish": _publish}
+
+
+def write_run_report(run_dir: Path) -> Path:
+    """One HTML page for a run folder: the gate's report plus stage timings, data and teacher vs student."""
+    import json
+
+    from benchmarks.report import write_report
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "bench" / "manifest.json").exists():
+        raise EdgemodError(f"{run_dir} has no finished bench stage to report on",
+                           f"run `edgemod run RECIPE --out {run_dir}` (at least up to bench) first")
+    gate_file = run_dir / "gate" / "gate.json"
+    gate = json.loads(gate_file.read_text()) if gate_file.exists() else None
+    record = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    pipeline = {"stages": record.get("stages", []), "items_by_role": _manifest_metric(run_dir / "label", "items_by_role"),
+                "train": _teacher_vs_student(run_dir / "train")}
+    return write_report(run_dir / "bench", gate, run_dir / "report.html", pipeline)
+
+
+def _manifest_metric(folder: Path, key: str):
+    import json
+
+    path = folder / "manifest.json"
+    return json.loads(path.read_text())["metrics"].get(key) if path.exists() else None
+
+
+def _teacher_vs_student(train_dir: Path) -> dict:
+    test = _manifest_metric(train_dir, "test") or {}
+    out = {}
+    for who in ("teacher", "student"):
+        if who in test:
+            out[who] = {"macro_f1": test[who].get("macro_f1"), "macro_auroc": test[who].get("macro_auroc"),
+                        "parameters": _manifest_metric(train_dir, f"{who}_parameters")}
+    return out
+
+
+def record_run(state: PipelineRun) -> Path:
+    """run.json: what each stage did this time, the verdict and where the release went."""
+    from edgemod.fsutil import write_json_atomic
+
+    return write_json_atomic(state.out / "run.json", {
+        "recipe": str(state.recipe_path), "stages": [{"stage": r.stage, "seconds": r.seconds, "did_work": r.did_work,
+                                                      "summary": r.summary} for r in state.results],
+        "verdict": state.gate["verdict"] if state.gate else None, "release": state.release})
