@@ -94,6 +94,12 @@ def stream(
         raise typer.Exit(1)
 
 
+def _echo_plan(steps) -> None:
+    """--dry-run: each command a device run would execute, with why."""
+    for step in steps:
+        typer.echo(f"# {step.purpose}\n{step}")
+
+
 @harness_app.command("android-bench")
 def android_bench(
     export_dir: ExportDir,
@@ -118,8 +124,7 @@ def android_bench(
     device = AndroidDevice(serial, adb=adb)
     if dry_run:
         model, golden_file = tflite_artifact(export_dir, artifact)
-        for step in device.benchmark_plan(model, golden_file, options, out, binary):
-            typer.echo(f"# {step.purpose}\n{step}")
+        _echo_plan(device.benchmark_plan(model, golden_file, options, out, binary))
         return
     result = benchmark(device, export_dir, artifact, options, out, binary)
     _bench_table(result)
@@ -142,8 +147,7 @@ def android_golden(
     device = AndroidDevice(serial, adb=adb)
     if dry_run:
         model, golden_file = tflite_artifact(export_dir, artifact)
-        for step in device.golden_test_plan(model, golden_file, threads, package):
-            typer.echo(f"# {step.purpose}\n{step}")
+        _echo_plan(device.golden_test_plan(model, golden_file, threads, package))
         return
     result = golden_test(device, export_dir, artifact, threads, package)
     status = "[green]passed[/]" if result["passed"] else "[red]FAILED[/]"
