@@ -12,6 +12,7 @@ from rich.console import Console
 
 from edgemod.cli_data import data_app
 from edgemod.errors import EdgemodError
+from edgemod.cli_registry import register_registry_commands
 from mobile_harness.cli import harness_app
 
 app = typer.Typer(help="Distil, export, quantize, verify and publish on-device moderation models.",
@@ -263,6 +264,8 @@ def _print_train_summary(manifest) -> None:
     table.add_row("student @ thresholds", f"{test['student_at_thresholds']['macro_f1']:.4f}", "", "")
     console.print(table)
 
+
+register_registry_commands(app)  # publish, promote, rollback, pull, list, show, registry keygen
 
 OWN_LOGGERS = ("edgemod", "training", "export", "quantization", "benchmarks", "mobile_harness")
 

@@ -90,3 +90,21 @@ def test_run_report_renders(recipe_file, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.stat().st_size > 50_000  # a rendered page with plots, not a blank one
     assert json.loads((out / "run.json").read_text())["verdict"] == "pass"
+
+
+def test_full_run_publishes_once_and_the_release_pulls(recipe_file, tmp_path, monkeypatch):
+    from edgemod.registry import Registry, generate_keypair, load_config, parse_ref
+
+    private, public = generate_keypair(tmp_path / "keys")
+    monkeypatch.setenv("EDGEMOD_SIGNING_KEY", str(private))
+    monkeypatch.setenv("EDGEMOD_TRUSTED_KEYS", str(public))
+    registry = str(tmp_path / "registry")
+    out = tmp_path / "run"
+    first = pipeline.run(recipe_file, out, registry=registry)
+    assert first.release == "tiny-hate@0.1.0" and _work(first)["publish"]
+    again = pipeline.run(recipe_file, out, registry=registry)
+    assert again.release == "tiny-hate@0.1.0" and not _work(again)["publish"]
+    store = Registry(load_config(url=registry))
+    assert store.versions("tiny-hate") == ["0.1.0"] and store.channels("tiny-hate")["canary"] == "0.1.0"
+    pulled = store.pull(parse_ref("tiny-hate@canary"), "android", tmp_path / "pulled")
+    assert pulled.version == "0.1.0" and any(p.suffix == ".tflite" for p in (tmp_path / "pulled").rglob("*"))

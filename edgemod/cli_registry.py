@@ -1,0 +1,187 @@
+"""`edgemod publish | promote | rollback | pull | list | show` and `edgemod registry keygen`.
+
+Mounted by edgemod/cli.py with `register_registry_commands(app)`. Commands only parse flags, build
+the registry config (edgemod.yaml, then EDGEMOD_* variables, then these flags) and call
+edgemod.registry. Nothing here imports torch, so pulls start fast on a build machine.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)  # messages; results that scripts read (list, show --json) go to stdout
+out_console = Console()
+if not console.is_terminal:
+    console.width = max(console.width, 140)
+    out_console.width = max(out_console.width, 140)
+
+RegistryOption = Annotated[Optional[str], typer.Option(
+    "--registry", help="folder, s3://bucket/prefix or https://host/path (default: $EDGEMOD_REGISTRY, edgemod.yaml)")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="config file (default: $EDGEMOD_CONFIG or ./edgemod.yaml)")]
+TrustedOption = Annotated[Optional[list[Path]], typer.Option(
+    "--trusted-key", help="public key (PEM) or folder of them to accept; repeatable (default: $EDGEMOD_TRUSTED_KEYS)")]
+
+
+def _config(config: Path | None, registry: str | None, **overrides):
+    from edgemod.registry import load_config
+
+    return load_config(config, url=registry, **overrides)
+
+
+def publish_command(
+    gate_run: Annotated[Path, typer.Argument(help="folder written by `edgemod gate` (its verdict must be pass)")],
+    version: Annotated[str, typer.Option(help="semantic version, e.g. 1.4.0 or 2.0.0-rc.1; never reused")],
+    name: Annotated[Optional[str], typer.Option(help="model name (default: the recipe's name)")] = None,
+    channel: Annotated[Optional[str], typer.Option(help="also point this channel (stable, canary, ...) at the release")] = None,
+    key: Annotated[Optional[Path], typer.Option(help="ed25519 private key (default: $EDGEMOD_SIGNING_KEY)")] = None,
+    reclaim: Annotated[bool, typer.Option(help="take over an unfinished upload of this version whose publisher died")] = False,
+    registry: RegistryOption = None, config: ConfigOption = None,
+) -> None:
+    """Publish a gated run as NAME@VERSION: per-platform models, golden vectors, reports, model card, signed manifest."""
+    from edgemod.manifest import read_manifest
+    from edgemod.registry import publish
+
+    name = name or read_manifest(gate_run, "gate").name
+    result = publish(gate_run, name, version, channel, reclaim, _config(config, registry, signing_key=key))
+    pointed = f", channel {result.channel} → {result.version}" if result.channel else ""
+    console.print(f"[green]published[/green] {result.name}@{result.version}: {result.files} files, "
+                  f"{result.bytes / 1e6:.2f} MB, signed by key {result.key_id}{pointed} in {result.seconds:.1f} s → {result.url}")
+
+
+def promote_command(
+    name: str, version: str,
+    channel: Annotated[str, typer.Option(help="channel to move: stable, canary, or your own")],
+    registry: RegistryOption = None, config: ConfigOption = None,
+) -> None:
+    """Point a channel at a published version (recorded in the model's history)."""
+    from edgemod.registry import promote
+
+    event = promote(name, version, channel, _config(config, registry))
+    console.print(f"[green]promoted[/green] {name} {channel}: {event['from'] or '(new)'} → {event['to']}")
+
+
+def rollback_command(
+    name: str,
+    channel: Annotated[str, typer.Option(help="channel to move back to its previous version")],
+    registry: RegistryOption = None, config: ConfigOption = None,
+) -> None:
+    """Move a channel back to the version it pointed at before its latest promote."""
+    from edgemod.registry import rollback
+
+    event = rollback(name, channel, _config(config, registry))
+    console.print(f"[green]rolled back[/green] {name} {channel}: {event['from']} → {event['to']}")
+
+
+def pull_command(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION or NAME@CHANNEL, e.g. text-hate@1.4.0, text-hate@stable")],
+    platform: Annotated[str, typer.Option(help="android (TFLite), ios (Core ML) or onnx")],
+    out: Annotated[Path, typer.Option(help="folder to write (replaced atomically; a re-run resumes)")],
+    trusted_key: TrustedOption = None, registry: RegistryOption = None, config: ConfigOption = None,
+) -> None:
+    """Download one platform's files of a release, verifying its ed25519 signature and every sha256."""
+    from edgemod.registry import pull
+
+    result = pull(ref, platform, out, _config(config, registry, trusted_keys=trusted_key))
+    resumed = f", resumed {len(result.resumed)} partial file(s)" if result.resumed else ""
+    console.print(f"[green]pulled[/green] {result.name}@{result.version} ({result.platform}): {result.files} files, "
+                  f"{result.bytes / 1e6:.2f} MB ({result.downloaded / 1e6:.2f} MB downloaded{resumed}) in "
+                  f"{result.seconds:.2f} s → {result.out}; signature (key {result.key_id}) and sha256 of every file verified")
+
+
+def list_command(registry: RegistryOption = None, config: ConfigOption = None) -> None:
+    """List published models, their versions and channels."""
+    from rich.table import Table
+
+    from edgemod.registry import list_models
+
+    models = list_models(_config(config, registry))
+    if not models:
+        console.print("no models published yet")
+        return
+    table = Table("name", "versions", "channels", "latest")
+    for name, entry in models.items():
+        channels = ", ".join(f"{c} → {v}" for c, v in sorted(entry["channels"].items()))
+        table.add_row(name, ", ".join(entry["versions"]), channels, entry["latest"])
+    out_console.print(table)
+
+
+def show_command(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@CHANNEL")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the release manifest as JSON")] = False,
+    trusted_key: TrustedOption = None, registry: RegistryOption = None, config: ConfigOption = None,
+) -> None:
+    """Show a release (manifest summary, signature, files) or a model (versions, channels, history)."""
+    from edgemod.registry import Registry, parse_ref
+
+    info = Registry(_config(config, registry, trusted_keys=trusted_key)).show(parse_ref(ref, need_target=False))
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+    elif "manifest" in info:
+        _print_release(info)
+    else:
+        _print_model(info)
+
+
+def _print_release(info: dict) -> None:
+    from rich.table import Table
+
+    m = info["manifest"]
+    out_console.print(f"[bold]{m['name']}@{m['version']}[/bold]  published {m['created_at']} by {m['published_by']}  "
+                      f"gate {m['gate']['verdict'].upper()}  channels: {', '.join(info['channels']) or '-'}")
+    out_console.print(f"signature: {info['signature']}\nlocation: {info['location']}\nlabels: {', '.join(m['labels'])}")
+    table = Table("platform", "artifact", "size MB", "macro-F1", "agreement vs fp32", "p50 ms (1 thread)", "parity")
+    for name, artifact in m["artifacts"].items():
+        metrics = m["metrics"]["artifacts"].get(name, {})
+        table.add_row(artifact["platform"], name, str(artifact.get("size_mb")),
+                      str((metrics.get("accuracy_at_thresholds") or {}).get("macro_f1", "-")),
+                      str(metrics.get("decision_agreement_vs_fp32")), str(metrics.get("p50_ms_1thread")),
+                      str(metrics.get("parity_mode") or ""))
+    out_console.print(table)
+    files = Table("file", "bytes", "platforms", "sha256")
+    for f in m["files"]:
+        files.add_row(f["path"], str(f["bytes"]), ", ".join(f["platforms"]) or "(registry only)", f["sha256"][:16])
+    out_console.print(files)
+
+
+def _print_model(info: dict) -> None:
+    out_console.print(f"[bold]{info['name']}[/bold]  latest {info['latest']}")
+    for version, summary in info["versions"].items():
+        out_console.print(f"  {version}  {summary.get('created_at')}  {', '.join(summary.get('platforms', []))}")
+    out_console.print("channels: " + (", ".join(f"{c} → {v}" for c, v in sorted(info["channels"].items())) or "-"))
+    out_console.print("history:")
+    for event in info["history"]:
+        moved = f"{event.get('channel')}: {event.get('from') or '(new)'} → {event.get('to')}" if event.get("channel") else event.get("version")
+        out_console.print(f"  {event['at']}  {event['event']:8s} {moved}  by {event['by']}")
+
+
+def keygen_command(
+    out: Annotated[Path, typer.Option(help="folder for the key pair")],
+    name: Annotated[str, typer.Option(help="file name stem")] = "edgemod-signing",
+) -> None:
+    """Create an ed25519 key pair: NAME.key signs publishes (keep it secret), NAME.pub verifies pulls (ship it)."""
+    from edgemod.registry import generate_keypair, load_trusted_keys
+
+    private, public = generate_keypair(out, name)
+    ident = next(iter(load_trusted_keys([public])))
+    console.print(f"[green]key pair[/green] {private} (private, mode 600: EDGEMOD_SIGNING_KEY) and {public} "
+                  f"(public: EDGEMOD_TRUSTED_KEYS), key id {ident}")
+
+
+def register_registry_commands(app: typer.Typer) -> None:
+    """Add publish, promote, rollback, pull, list, show and the `registry` group to `app` (once)."""
+    if getattr(app, "_edgemod_registry_commands", False):
+        return
+    app._edgemod_registry_commands = True
+    app.command("publish")(publish_command)
+    app.command("promote")(promote_command)
+    app.command("rollback")(rollback_command)
+    app.command("pull")(pull_command)
+    app.command("list")(list_command)
+    app.command("show")(show_command)
+    registry_app = typer.Typer(help="Registry keys and maintenance.", no_args_is_help=True)
+    registry_app.command("keygen")(keygen_command)
+    app.add_typer(registry_app, name="registry", help="Create signing keys for the model registry.")

@@ -1,0 +1,52 @@
+"""The publish stage of `edgemod run`: a passing gate becomes the next patch version of the recipe's
+model in the registry (the local one by default) and moves the `canary` channel to it. The same
+gate published again is not a new version: the stage is up to date."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
+
+STAGE = "publish"
+CHANNEL = "canary"
+FIRST_VERSION = "0.1.0"
+
+
+def publish_run(state, recipe, folder: Path, console) -> str:
+    from edgemod.registry import Registry, load_config
+
+    gate_dir = state.out / "gate"
+    gate = read_manifest(gate_dir, "gate")
+    # the gate re-runs every time; what it checked (bench) and decided (gate.json) is what counts
+    used = {"bench": gate.inputs["bench"], "gate_result": file_ref(gate_dir / "gate.json")}
+    config = load_config(url=state.registry)
+    key = inputs_key(gate.recipe_sha256, used, extra={"registry": config.url})
+    if (done := finished_run(folder, STAGE, key)) is not None:
+        _say(console, f"publish: nothing to do, this gate run is already {done.details['release']}")
+        return done.details["release"]
+    registry = Registry(config)
+    version = next_version(registry.versions(recipe.name))
+    result = registry.publish(gate_dir, recipe.name, version, channel=CHANNEL)
+    release = f"{recipe.name}@{version}"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_manifest(folder, Manifest(
+        stage=STAGE, name=recipe.name, recipe=recipe.model_dump(mode="json"), recipe_sha256=recipe.fingerprint(),
+        inputs=used, inputs_key=key, metrics={"files": result.files, "bytes": result.bytes, "seconds": round(result.seconds, 2)},
+        details={"release": release, "url": result.url, "channel": CHANNEL, "key_id": result.key_id}))
+    _say(console, f"published {release} ({result.files} files, {result.bytes / 1e6:.2f} MB) to {config.url}; {CHANNEL} -> {version}")
+    return release
+
+
+def next_version(existing: list[str]) -> str:
+    """The patch after the highest released version."""
+    from edgemod.registry import semver_key
+
+    if not existing:
+        return FIRST_VERSION
+    major, minor, patch = (int(part) for part in max(existing, key=semver_key).split("-")[0].split(".")[:3])
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def _say(console, message: str) -> None:
+    if console is not None:
+        console.print(message)
