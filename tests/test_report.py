@@ -151,8 +151,8 @@ def test_page_has_verdict_every_section_and_plots(text_page):
     assert out.exists() and out.name == "report.html"
     assert "<title>tiny-text \u2014 FAIL</title>" in page
     assert "FAIL \u2014 1 of 3 checks failed" in page
-    for title in TITLES.values():
-        assert f"<h2>{title}</h2>" in page, title
+    for key, title in TITLES.items():  # the run section belongs to `edgemod run` reports only
+        assert (f"<h2>{title}</h2>" in page) == (key != "run"), title
     assert page.count(IMG) >= 4  # latency, PR curves, confusion matrices, reliability diagram
     assert "<script" not in page and "http://" not in page and "https://" not in page
 
@@ -199,7 +199,7 @@ def test_vision_like_bench_without_identity_or_robustness_renders(tmp_path):
     page = out.read_text()
     assert "NOT GATED" in page and "tiny-vision \u2014 not gated" in page
     for key, title in TITLES.items():
-        assert (f"<h2>{title}</h2>" in page) == (key not in ("identity", "robustness")), title
+        assert (f"<h2>{title}</h2>" in page) == (key not in ("identity", "robustness", "run")), title
     assert page.count(IMG) >= 4
     assert COREML_REASON in page
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # atomic write left no temp file
@@ -216,3 +216,14 @@ def test_multi_label_and_missing_artifact(tmp_path):
     missing = [r for r in page.split("<tr") if "<td>coreml_w8</td>" in r]
     assert missing and all("not measured: missing" in r and "0.972" not in r for r in missing)
     assert page.count(IMG) >= 3  # latency, PR curves, calibration
+
+
+def test_run_section_shows_stages_data_and_teacher_vs_student(tmp_path):
+    pipeline = {"stages": [{"stage": "train", "seconds": 41.5, "did_work": True, "summary": "student 0.96"},
+                           {"stage": "export", "seconds": 0.2, "did_work": False, "summary": "6 artifacts"}],
+                "items_by_role": {"train": 3900, "test": 836},
+                "train": {"teacher": {"macro_f1": 0.962, "macro_auroc": 0.99, "parameters": 22700000},
+                          "student": {"macro_f1": 0.967, "macro_auroc": 0.98, "parameters": 1270000}}}
+    page = write_report(_make_bench(tmp_path / "bench", "text"), None, tmp_path / "run.html", pipeline).read_text()
+    assert f"<h2>{TITLES['run']}</h2>" in page
+    assert "up to date" in page and "3,900" in page and "0.967" in page
