@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
+from edgemod.manifest import Manifest, finished_run, inputs_key, read_manifest, write_manifest
 
 STAGE = "publish"
 CHANNEL = "canary"
@@ -17,10 +17,11 @@ def publish_run(state, recipe, folder: Path, console) -> str:
 
     gate_dir = state.out / "gate"
     gate = read_manifest(gate_dir, "gate")
-    # the gate re-runs every time; what it checked (bench) and decided (gate.json) is what counts
-    used = {"bench": gate.inputs["bench"], "gate_result": file_ref(gate_dir / "gate.json")}
+    # The same benched artifacts, still passing, are the same release: a budget change alone
+    # re-runs the gate but publishes no new version.
+    used = {"bench": gate.inputs["bench"]}
     config = load_config(url=state.registry)
-    key = inputs_key(gate.recipe_sha256, used, extra={"registry": config.url})
+    key = inputs_key(used["bench"].sha256, used, extra={"registry": config.url, "verdict": gate.metrics["verdict"]})
     if (done := finished_run(folder, STAGE, key)) is not None:
         _say(console, f"publish: nothing to do, this gate run is already {done.details['release']}")
         return done.details["release"]

@@ -104,6 +104,12 @@ def test_full_run_publishes_once_and_the_release_pulls(recipe_file, tmp_path, mo
     assert first.release == "tiny-hate@0.1.0" and _work(first)["publish"]
     again = pipeline.run(recipe_file, out, registry=registry)
     assert again.release == "tiny-hate@0.1.0" and not _work(again)["publish"]
+    recipe = yaml.safe_load(recipe_file.read_text())
+    recipe["budgets"]["size_mb"] = {"tflite": 40}  # a budget changes, the verdict does not
+    recipe_file.write_text(yaml.safe_dump(recipe))
+    budget_only = pipeline.run(recipe_file, out, registry=registry)
+    assert {s for s, worked in _work(budget_only).items() if worked} == {"gate"}
+    assert budget_only.release == "tiny-hate@0.1.0"
     store = Registry(load_config(url=registry))
     assert store.versions("tiny-hate") == ["0.1.0"] and store.channels("tiny-hate")["canary"] == "0.1.0"
     pulled = store.pull(parse_ref("tiny-hate@canary"), "android", tmp_path / "pulled")
