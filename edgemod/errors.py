@@ -35,3 +35,15 @@ def unknown_choice(kind: str, name: str, known: Iterable[str]) -> EdgemodError:
         f"unknown {kind} '{name}'{did_you_mean(name, known)}",
         f"use one of: {', '.join(known)}",
     )
+
+
+def validation_lines(error, fields: Iterable[str], noun: str = "key") -> str:
+    """A pydantic ValidationError as indented lines: unknown names get a did-you-mean."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  unknown {noun} '{where}'{did_you_mean(where, fields)}")
+        else:
+            lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)

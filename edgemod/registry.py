@@ -39,7 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgemod.errors import EdgemodError, MissingDependencyError, did_you_mean
+from edgemod.errors import EdgemodError, MissingDependencyError, did_you_mean, validation_lines
 from edgemod.fsutil import sha256_bytes, sha256_file, write_json_atomic
 from edgemod.registry_backends import (
     ABSENT,
@@ -135,14 +135,7 @@ def _config_file_section(config_file: str | Path | None) -> dict[str, Any]:
 
 
 def _config_errors(error: ValidationError) -> str:
-    lines = ["invalid registry config:"]
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "extra_forbidden":
-            lines.append(f"  unknown key '{where}'{did_you_mean(where, RegistryConfig.model_fields)}")
-        else:
-            lines.append(f"  {where}: {item['msg']}")
-    return "\n".join(lines)
+    return "invalid registry config:\n" + validation_lines(error, RegistryConfig.model_fields)
 
 
 # ---------------------------------------------------------------------------------------------- names

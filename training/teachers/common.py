@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgemod.errors import EdgemodError, did_you_mean, unknown_choice
+from edgemod.errors import EdgemodError, did_you_mean, unknown_choice, validation_lines
 from edgemod.recipe import TeacherSpec
 from training.teachers.base import Item
 
@@ -59,14 +59,7 @@ def parse_options(model: type[Options], spec: TeacherSpec) -> Options:
 
 
 def _explain(error: ValidationError, model: type[BaseModel]) -> str:
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "extra_forbidden":
-            lines.append(f"  unknown option '{where}'{did_you_mean(where, model.model_fields)}")
-        else:
-            lines.append(f"  {where}: {item['msg']}")
-    return "\n".join(lines)
+    return validation_lines(error, model.model_fields, noun="option")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
