@@ -105,12 +105,15 @@ def label(
     out: Annotated[Path, typer.Option(help="run folder for labels.parquet and manifest.json")],
     cache_dir: Annotated[Optional[Path], typer.Option(help="API teacher cache (default OUT/cache)")] = None,
     set_: SetOption = None,
+    engine: Annotated[str, typer.Option(help="local (one process) or ray (actors; RAY_ADDRESS for a cluster)")] = "local",
+    workers: Annotated[int, typer.Option(help="Ray actors scoring at once (--engine ray)")] = 2,
 ) -> None:
     """Score the recipe's train, validation, test and transfer items with its teachers (resumable)."""
     from edgemod.recipe import load_recipe
     from training.label import run
 
-    manifest = run(load_recipe(recipe, set_), out, cache_dir=cache_dir, console=console)
+    manifest = run(load_recipe(recipe, set_), out, cache_dir=cache_dir, console=console,
+                   engine=engine, workers=workers)
     console.print(f"[green]labels[/green] {out / manifest.artifacts['labels'].path}: "
                   f"{manifest.metrics['items']} items")
 
@@ -125,7 +128,8 @@ def train(
     from training.train import run
 
     manifest = run(label_run, out, set_, console=console)
-    _print_train_summary(manifest)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+        _print_train_summary(manifest)
 
 
 @app.command("export")

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -32,9 +34,15 @@ def label_fingerprint(recipe: Recipe) -> str:
 
 
 def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: int = 1024,
-        console=None) -> Manifest:
-    """Label all items with every teacher; return the finished manifest (or the existing one)."""
+        console=None, engine: Literal["local", "ray"] = "local", workers: int = 2) -> Manifest:
+    """Label all items with every teacher; return the finished manifest (or the existing one).
+
+    `engine="ray"` scores the missing chunks on `workers` Ray actors (see `training.label_ray`);
+    the shards, labels and manifest are the same as with the default single process, so the
+    engine is a parameter, not a recipe field, and a run may resume on either engine."""
     out = Path(out)
+    if engine not in ("local", "ray"):
+        raise EdgemodError(f"unknown labelling engine '{engine}'", "use --engine local or --engine ray")
     if not recipe.teachers:
         raise EdgemodError("the recipe has no teachers to label with", "add 'teachers:' to the recipe")
     context = TeacherContext(recipe=recipe, cache_dir=Path(cache_dir or out / "cache"))
@@ -47,9 +55,16 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
     items = collect_items(recipe)
     started = time.time()
     scored = {}
-    for name, teacher in zip(names, teachers):
+    for spec, name, teacher in zip(recipe.teachers, names, teachers):
         shard_dir = out / "shards" / f"{name}-{sha256_text(teacher.identity())[:12]}"
-        scored[name] = _score_with_resume(teacher, name, items, shard_dir, chunk_size, console)
+        if engine == "ray":
+            from training.label_ray import score_with_ray
+
+            scored[name] = score_with_ray(spec, recipe, name, items, shard_dir, chunk_size, workers,
+                                          console, cache_dir=context.cache_dir,
+                                          identity=teacher.identity())
+        else:
+            scored[name] = _score_with_resume(teacher, name, items, shard_dir, chunk_size, console)
     table = _assemble(recipe, items, teachers, names, scored)
     with atomic_path(out / LABELS_FILE) as tmp:
         table.to_parquet(tmp, index=False)
@@ -83,29 +98,59 @@ def _reuse(done: Manifest, recipe: Recipe, out: Path, console) -> Manifest:
 
 def _score_with_resume(teacher, name, items, shard_dir: Path, chunk_size: int, console) -> dict[str, np.ndarray]:
     """Scores for every item key, reading finished shards and scoring only what is missing."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    done, chunks = plan_chunks(name, items, shard_dir, chunk_size, console)
+    with progress_bar(name, sum(len(c) for _, c in chunks), console) as advance:
+        for shard, chunk in chunks:
+            probs = np.asarray(teacher.predict_proba(_items(chunk)), dtype=np.float32)
+            store_chunk(shard, chunk, probs, teacher.labels, name, done)
+            advance(len(chunk))
+    return done
 
+
+def plan_chunks(name, items, shard_dir: Path, chunk_size: int, console):
+    """Finished scores and the missing items as `(shard path, chunk)` pairs, the bookkeeping every
+    engine shares. Shard numbers are fixed here, so chunks may finish in any order, and continue
+    after the highest existing one, so a gap left by a crash is never overwritten."""
     done = _read_shards(shard_dir)
     todo = items[~items["key"].isin(done.keys())]
     if len(done):
         _say(console, f"label: {name}: {len(done)} items already scored, {len(todo)} to go")
     shard_dir.mkdir(parents=True, exist_ok=True)
-    next_index = len(list(shard_dir.glob("part-*.parquet")))
-    started = time.time()
+    # part-*.* also counts shards moved aside as .corrupt; temp files start with a dot.
+    numbers = [int(n) for p in shard_dir.glob("part-*.*") if (n := p.stem.partition("-")[2]).isdigit()]
+    first = max(numbers, default=-1) + 1
+    starts = range(0, len(todo), chunk_size)
+    chunks = [(shard_dir / f"part-{first + i:05d}.parquet", todo.iloc[start:start + chunk_size])
+              for i, start in enumerate(starts)]
+    return done, chunks
+
+
+def store_chunk(shard: Path, chunk, probs: np.ndarray, labels: list[str], name: str,
+                done: dict[str, np.ndarray]) -> None:
+    """Check one chunk's scores, write its shard atomically and add them to `done`."""
+    _check_scores(probs, len(chunk), labels, name)
+    _write_shard(shard, chunk["key"].tolist(), probs, labels)
+    done.update(zip(chunk["key"], probs))
+
+
+@contextmanager
+def progress_bar(name: str, total: int, console):
+    """A rich progress bar; yields `advance(n)`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    started, finished = time.time(), 0
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} items/s"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"label {name}", total=len(todo), rate="-")
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo.iloc[start:start + chunk_size]
-            probs = np.asarray(teacher.predict_proba(_items(chunk)), dtype=np.float32)
-            _check_scores(probs, len(chunk), teacher, name)
-            _write_shard(shard_dir / f"part-{next_index:05d}.parquet", chunk["key"].tolist(), probs, teacher.labels)
-            next_index += 1
-            done.update(zip(chunk["key"], probs))
-            rate = (start + len(chunk)) / max(time.time() - started, 1e-9)
-            progress.update(task, advance=len(chunk), rate=f"{rate:,.0f}")
-    return done
+        task = progress.add_task(f"label {name}", total=total, rate="-")
+
+        def advance(n: int) -> None:
+            nonlocal finished
+            finished += n
+            rate = finished / max(time.time() - started, 1e-9)
+            progress.update(task, advance=n, rate=f"{rate:,.0f}")
+
+        yield advance
 
 
 def _items(chunk) -> list[Item]:
@@ -114,10 +159,10 @@ def _items(chunk) -> list[Item]:
     return [Item(key, text) for key, text in zip(chunk["key"], chunk["text"])]
 
 
-def _check_scores(probs: np.ndarray, n: int, teacher, name: str) -> None:
-    if probs.shape != (n, len(teacher.labels)) or not np.isfinite(probs).all():
+def _check_scores(probs: np.ndarray, n: int, labels: list[str], name: str) -> None:
+    if probs.shape != (n, len(labels)) or not np.isfinite(probs).all():
         raise EdgemodError(f"teacher '{name}' returned scores of shape {probs.shape} (expected "
-                           f"{(n, len(teacher.labels))}) or non-finite values",
+                           f"{(n, len(labels))}) or non-finite values",
                            "check the teacher's model and its output options")
 
 

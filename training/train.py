@@ -7,6 +7,7 @@ The whole loop reads top to bottom here; data preparation and evaluation sit jus
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -19,6 +20,7 @@ from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
 from edgemod.recipe import POST_TRAINING, Recipe, apply_overrides, parse_recipe
 from training.distill import distillation_loss
+from training.distributed import DistributedContext, GlobalBatches
 from training.label import label_fingerprint
 from training.inputs import Split, student_inputs
 from training.metrics import classification_report
@@ -37,18 +39,28 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
     label_manifest = read_manifest(upstream, "label")
     recipe = _resolve_recipe(label_manifest, overrides or [])
     key = inputs_key(recipe.fingerprint(exclude=POST_TRAINING), {"labels": label_manifest.artifacts["labels"]})
-    if (done := finished_run(out, STAGE, key)) is not None:
+    dist = DistributedContext.from_env().init()
+    if not dist.is_main:
+        console = None  # rank 0 alone reports; the others log
+    # rank 0 decides (other nodes may not see the run folder), so every rank takes the same path
+    if (done := dist.broadcast_object(finished_run(out, STAGE, key) if dist.is_main else None)) is not None:
         _say(console, f"train: nothing to do, {out} is up to date")
+        dist.close()
         return done
-    torch.manual_seed(recipe.distill.seed)
+    torch.manual_seed(recipe.distill.seed)  # same initial weights on every rank
     table = _read_labels(upstream / label_manifest.artifacts["labels"].path)
     inputs, splits = _prepare(recipe, table)
     model = inputs.build_model(recipe)
     started = time.time()
-    history = _fit(model, recipe, inputs, splits, out / "checkpoints", key, console)
+    history = _fit(model, recipe, inputs, splits, out / "checkpoints", key, console, dist)
     seconds = time.time() - started
-    _load_weights(model, out / "checkpoints" / "best.safetensors")
-    return _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out)
+    model.to("cpu")
+    if dist.is_main:  # rank 0 alone writes the run folder
+        _load_weights(model, out / "checkpoints" / "best.safetensors")
+        manifest = _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out)
+    manifest = dist.broadcast_object(manifest if dist.is_main else None)  # the others return rank 0's
+    dist.close()
+    return manifest
 
 
 def _resolve_recipe(label_manifest: Manifest, overrides: list[str]) -> Recipe:
@@ -99,57 +111,165 @@ def _gold_matrix(labels, recipe: Recipe) -> np.ndarray:
     return gold
 
 
-def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: Path, key: str, console) -> list[dict]:
-    """Train with AdamW + warmup/cosine, evaluate every epoch, keep the best, stop early, resume."""
+def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: Path, key: str, console,
+         dist: DistributedContext | None = None) -> list[dict]:
+    """Train with AdamW + warmup/cosine, evaluate every epoch, keep the best, stop early, resume.
+
+    Under torchrun (`dist.enabled`) each rank trains on its share of the same global batches, DDP
+    averages the gradients, and rank 0 alone saves checkpoints (also every few steps, so a killed
+    worker costs at most those steps: the restarted group skips the batches already done)."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    dist = dist or DistributedContext()
     spec = recipe.distill
     if spec.channels_last:
         model.to(memory_format=torch.channels_last)
     sampler, class_weights = _balancing(recipe, splits["train"])
-    loader = _loader(inputs.train_dataset(splits["train"]), spec.batch_size, spec.seed, spec.num_workers,
-                     sampler=sampler)
-    total_steps = spec.max_steps or spec.epochs * len(loader)
+    loader, order = _train_loader(inputs.train_dataset(splits["train"]), sampler, spec, dist)
+    steps_per_epoch = len(order)
+    total_steps = spec.max_steps or spec.epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total_steps, spec.warmup_ratio))
-    state = _resume(checkpoints, key, model, optimizer, scheduler, console)
+    state = _resume(checkpoints, key, model, optimizer, scheduler, console, dist)
+    trained, device = dist.wrap(model), dist.device()
+    save_every = _checkpoint_every(steps_per_epoch) if dist.enabled else 0
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} samples/s  loss {task.fields[loss]}"), TimeElapsedColumn()]
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=console, disable=not dist.is_main) as progress:
+        say = progress.console.print if dist.is_main else log.info
         for epoch in range(state["epoch"] + 1, spec.epochs + 1):
-            task = progress.add_task(f"epoch {epoch}/{spec.epochs}", total=len(loader), rate="-", loss="-")
-            model.train()
+            done = state.get("step_in_epoch", 0)  # > 0 only when resuming inside this epoch
+            task = progress.add_task(f"epoch {epoch}/{spec.epochs}", total=steps_per_epoch, completed=done,
+                                     rate="-", loss="-")
+            trained.train()
             torch.manual_seed(spec.seed + epoch)  # dropout masks reproducible after a resume
-            (sampler or loader).generator.manual_seed(spec.seed + epoch)
+            (sampler or order).generator.manual_seed(spec.seed + epoch)
+            if dist.enabled:
+                loader.batch_sampler.skip = done  # skips without loading the rows
+            epoch_batches = loader if dist.enabled or not done else itertools.islice(loader, done, None)
             started, seen = time.time(), 0
-            for *batch_inputs, soft, gold in loader:
-                batch_inputs = _memory_format(batch_inputs, spec)
-                loss = distillation_loss(model(*batch_inputs), soft, gold, spec, recipe.multi_label, class_weights)
+            loss_sum, batches = state.get("epoch_loss", (0.0, 0)) if done else (0.0, 0)
+            for number, (*batch_inputs, soft, gold) in enumerate(epoch_batches, start=done):
+                if dist.enabled:
+                    torch.manual_seed(_step_seed(spec.seed, epoch, number, dist.rank))  # same masks after a restart
+                batch_inputs, soft, gold = _to_device(_memory_format(batch_inputs, spec), soft, gold, device)
+                with _autocast(device):
+                    loss = distillation_loss(trained(*batch_inputs), soft, gold, spec, recipe.multi_label, class_weights)
+                share = _rank_share(number, len(splits["train"].keys), spec.batch_size, dist)
                 optimizer.zero_grad()
-                loss.backward()
+                (loss * share).backward()  # DDP averages: shares make it the global-batch mean
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
                 state["step"] += 1
-                seen += len(soft)
+                state["step_in_epoch"] = number + 1
+                seen += _global_rows(number, len(splits["train"].keys), spec.batch_size)
+                loss_sum, batches = loss_sum + loss.item(), batches + 1
                 progress.update(task, advance=1, loss=f"{loss.item():.4f}",
                                 rate=f"{seen / max(time.time() - started, 1e-9):,.0f}")
+                _maybe_fail_for_test(state["step"], dist, checkpoints)
                 if state["step"] >= total_steps:
                     break
-            score = _validation_f1(model, inputs, splits["validation"], recipe)
+                if save_every and state["step_in_epoch"] % save_every == 0:
+                    loss_sum = dist.all_reduce_mean(loss_sum)  # every rank holds what a resume would load
+                    state["epoch_loss"] = (loss_sum, batches)
+                    if dist.is_main:
+                        _save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
+            score = dist.broadcast_object(_validation_f1(model, inputs, splits["validation"], recipe))
             state["history"].append({"epoch": epoch, "validation_macro_f1": score, "step": state["step"],
+                                     "train_loss": round(dist.all_reduce_mean(loss_sum / max(batches, 1)), 6),
                                      "samples_per_s": round(seen / max(time.time() - started, 1e-9), 1)})
-            progress.console.print(f"epoch {epoch}: validation macro-F1 {score:.4f}")
+            say(f"epoch {epoch}: validation macro-F1 {score:.4f}")
             if score > state["best"]:
                 state["best"], state["best_epoch"] = score, epoch
-                _save_weights(model, checkpoints / "best.safetensors")
-            state["epoch"] = epoch
-            _save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
+                if dist.is_main:
+                    _save_weights(model, checkpoints / "best.safetensors")
+            state["epoch"], state["step_in_epoch"] = epoch, 0
+            if dist.is_main:
+                _save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
+            dist.barrier()  # the checkpoint is on disk before any rank goes on
             if epoch - state["best_epoch"] >= spec.patience or state["step"] >= total_steps:
-                progress.console.print(f"stopping after epoch {epoch} (best epoch {state['best_epoch']})")
+                say(f"stopping after epoch {epoch} (best epoch {state['best_epoch']})")
                 break
     return state["history"]
+
+
+def _train_loader(dataset, sampler, spec, dist: DistributedContext):
+    """The training loader and the loader whose generator sets the global batch order.
+
+    Single process: one and the same. Distributed: `order` yields global batches of row indices
+    exactly as the 1-process loader would, and each rank loads its rows `rank::world` of them."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    if not dist.enabled:
+        loader = _loader(dataset, spec.batch_size, spec.seed, spec.num_workers, sampler=sampler)
+        return loader, loader
+    dist.rank_batch_size(spec.batch_size)
+    order = _loader(torch.arange(len(dataset)), spec.batch_size, spec.seed, 0, sampler=sampler)
+    loader = DataLoader(dataset, batch_sampler=GlobalBatches(order, dist.rank, dist.world),
+                        num_workers=spec.num_workers, persistent_workers=spec.num_workers > 0)
+    return loader, order
+
+
+def _global_rows(number: int, rows: int, batch_size: int) -> int:
+    """Rows in global batch `number` of an epoch (the last one may be short)."""
+    return min(batch_size, rows - number * batch_size)
+
+
+def _rank_share(number: int, rows: int, batch_size: int, dist: DistributedContext) -> float:
+    """This rank's weight so that DDP's gradient average equals the mean over the global batch.
+
+    A rank with no rows of a short last batch gets one padding row (GlobalBatches) and weight 0."""
+    if not dist.enabled:
+        return 1.0
+    size = _global_rows(number, rows, batch_size)
+    mine = len(range(dist.rank, size, dist.world))
+    return mine * dist.world / size
+
+
+def _step_seed(seed: int, epoch: int, number: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 10_007 + number) * 64 + rank
+
+
+def _checkpoint_every(steps_per_epoch: int) -> int:
+    """Mid-epoch checkpoint interval (distributed runs): ~10 per epoch, or EDGEMOD_CHECKPOINT_EVERY."""
+    import os
+
+    value = os.environ.get("EDGEMOD_CHECKPOINT_EVERY")
+    return max(1, int(value)) if value else max(1, steps_per_epoch // 10)
+
+
+def _maybe_fail_for_test(step: int, dist: DistributedContext, checkpoints: Path) -> None:
+    """Test hook: EDGEMOD_TEST_FAIL_AT_STEP=N kills rank 1 abruptly after step N, once."""
+    import os
+
+    at = os.environ.get("EDGEMOD_TEST_FAIL_AT_STEP")
+    if not at or step != int(at) or dist.rank != min(1, dist.world - 1):
+        return
+    marker = checkpoints / f".test-failed-at-{at}"
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        os._exit(1)
+
+
+def _to_device(batch_inputs: list, soft, gold, device):
+    if device.type == "cpu":
+        return batch_inputs, soft, gold
+    return [x.to(device, non_blocking=True) for x in batch_inputs], soft.to(device), gold.to(device)
+
+
+def _autocast(device):
+    """bf16 autocast on GPU (not testable on the CPU-only dev machine); nothing on CPU."""
+    import contextlib
+
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
 
 
 def _loader(dataset, batch_size: int, seed: int, workers: int, shuffle: bool = True, sampler=None):
@@ -196,26 +316,38 @@ def _warmup_cosine(total_steps: int, warmup_ratio: float):
     return factor
 
 
-def _resume(checkpoints: Path, key: str, model, optimizer, scheduler, console) -> dict:
-    import torch
+def _resume(checkpoints: Path, key: str, model, optimizer, scheduler, console,
+            dist: DistributedContext | None = None) -> dict:
+    """The training state to continue from (fresh when there is no usable `last.pt`).
 
-    fresh = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "history": []}
-    path = checkpoints / "last.pt"
-    if not path.exists():
-        return fresh
-    try:
-        saved = torch.load(path, weights_only=False)
-    except Exception as error:
-        _say(console, f"train: checkpoint {path} is unreadable ({error}); starting from scratch")
-        return fresh
-    if saved.get("key") != key:
-        _say(console, "train: checkpoint belongs to other inputs; starting from scratch")
-        return fresh
+    Distributed: rank 0 reads it and sends it to the others, whose disks (other nodes) may not hold it."""
+    dist = dist or DistributedContext()
+    saved = dist.broadcast_object(_read_checkpoint(checkpoints / "last.pt", key, console) if dist.is_main else None)
+    if saved is None:
+        return {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "history": []}
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
-    _say(console, f"train: resuming after epoch {saved['state']['epoch']}")
-    return saved["state"]
+    state = saved["state"]
+    inside = f", batch {state['step_in_epoch']} of epoch {state['epoch'] + 1}" if state.get("step_in_epoch") else ""
+    _say(console, f"train: resuming at step {state['step']} (after epoch {state['epoch']}{inside})")
+    return state
+
+
+def _read_checkpoint(path: Path, key: str, console) -> dict | None:
+    import torch
+
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as error:
+        _say(console, f"train: checkpoint {path} is unreadable ({error}); starting from scratch")
+        return None
+    if saved.get("key") != key:
+        _say(console, "train: checkpoint belongs to other inputs; starting from scratch")
+        return None
+    return saved
 
 
 def _save_state(path: Path, key: str, model, optimizer, scheduler, state: dict) -> None:
@@ -245,11 +377,12 @@ def predict(model, dataset, multi_label: bool, batch_size: int = 256, workers: i
     import torch
 
     model.eval()
+    device = next(model.parameters()).device
     outputs = []
     with torch.inference_mode():
         for *batch_inputs, _soft, _gold in _loader(dataset, batch_size, 0, workers, shuffle=False):
-            logits = model(*batch_inputs)
-            outputs.append((torch.sigmoid(logits) if multi_label else torch.softmax(logits, -1)).numpy())
+            logits = model(*(x.to(device) for x in batch_inputs)).float()
+            outputs.append((torch.sigmoid(logits) if multi_label else torch.softmax(logits, -1)).cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
 
