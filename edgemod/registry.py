@@ -628,18 +628,13 @@ class Registry:
         self._refresh_index()
         return recorded
 
-    def _sync_channels(self, name: str) -> None:
-        """Rewrite channels.json from history (compare-and-swap, so a slower writer cannot restore an old state)."""
-        key = f"{name}/channels.json"
+    def _compare_and_swap(self, key: str, render: Callable[[Blob | None], bytes | None]) -> None:
+        """Write `render(current)` over `key` only if nobody changed it meanwhile; None means up to date.
+        Retried with backoff, so a slower writer cannot restore an old state."""
         for attempt in range(CAS_ATTEMPTS):
             blob = self.backend.get(key)
-            events = self.history(name)
-            channels = {}
-            for channel, stack in sorted(channel_stacks(events).items()):
-                last = next(e for e in reversed(events) if e.get("channel") == channel)
-                channels[channel] = {"version": stack[-1], "updated_at": last["at"], "by": last["by"]}
-            data = (json.dumps({"name": name, "channels": channels}, indent=2) + "\n").encode()
-            if blob is not None and blob.data == data:
+            data = render(blob)
+            if data is None:
                 return
             try:
                 self.backend.put(key, data, if_match=blob.token if blob else ABSENT)
@@ -648,24 +643,34 @@ class Registry:
                 _backoff(attempt)
         raise _contention(key)
 
+    def _sync_channels(self, name: str) -> None:
+        """Rewrite channels.json from history."""
+
+        def render(blob: Blob | None) -> bytes | None:
+            events = self.history(name)
+            channels = {}
+            for channel, stack in sorted(channel_stacks(events).items()):
+                last = next(e for e in reversed(events) if e.get("channel") == channel)
+                channels[channel] = {"version": stack[-1], "updated_at": last["at"], "by": last["by"]}
+            data = (json.dumps({"name": name, "channels": channels}, indent=2) + "\n").encode()
+            return None if blob is not None and blob.data == data else data
+
+        self._compare_and_swap(f"{name}/channels.json", render)
+
     def _refresh_index(self) -> None:
-        """Rebuild index.json from what is committed (release.json keys) and channels.json; compare-and-swap."""
-        for attempt in range(CAS_ATTEMPTS):
-            blob = self.backend.get(INDEX)
+        """Rebuild index.json from what is committed (release.json keys) and channels.json."""
+
+        def render(blob: Blob | None) -> bytes | None:
             try:
                 old = json.loads(blob.data).get("models", {}) if blob else {}
             except ValueError:  # a damaged index is rebuilt from the releases themselves
                 old = {}
             models = self._scan(old)
             if blob is not None and models == old:
-                return
-            data = (json.dumps({"schema": INDEX_SCHEMA, "updated_at": _now(), "models": models}, indent=2) + "\n").encode()
-            try:
-                self.backend.put(INDEX, data, if_match=blob.token if blob else ABSENT)
-                return
-            except PreconditionFailed:
-                _backoff(attempt)
-        raise _contention(INDEX)
+                return None
+            return (json.dumps({"schema": INDEX_SCHEMA, "updated_at": _now(), "models": models}, indent=2) + "\n").encode()
+
+        self._compare_and_swap(INDEX, render)
 
     def _scan(self, old: dict[str, Any]) -> dict[str, Any]:
         found: dict[str, dict[str, Any]] = {}
