@@ -22,6 +22,8 @@ if not console.is_terminal:  # logs and CI: wide enough that result tables are n
 ExportDir = Annotated[Path, typer.Argument(help="folder written by `edgemod export`")]
 ArtifactOption = Annotated[str, typer.Option("--artifact", "-a", help="artifact name, e.g. tflite_int8_dynamic")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="print the commands instead of running them")]
+SerialOption = Annotated[Optional[str], typer.Option(help="adb serial; default: the only attached phone")]
+AdbOption = Annotated[str, typer.Option(help="adb executable")]
 
 
 class Parallelism(str, Enum):
@@ -104,7 +106,7 @@ def _echo_plan(steps) -> None:
 def android_bench(
     export_dir: ExportDir,
     artifact: ArtifactOption,
-    serial: Annotated[Optional[str], typer.Option(help="adb serial; default: the only attached phone")] = None,
+    serial: SerialOption = None,
     threads: int = 1,
     runs: int = 50,
     warmup_runs: int = 5,
@@ -112,7 +114,7 @@ def android_bench(
     profile: Annotated[bool, typer.Option("--profile", help="--enable_op_profiling: slowest ops")] = False,
     binary: Annotated[Optional[Path], typer.Option(help="local benchmark_model to push (else it must be on the phone)")] = None,
     out: Annotated[Path, typer.Option(help="where the pulled output goes")] = Path("device-results/android"),
-    adb: Annotated[str, typer.Option(help="adb executable")] = "adb",
+    adb: AdbOption = "adb",
     dry_run: DryRun = False,
     report: ReportOption = None,
 ) -> None:
@@ -135,10 +137,10 @@ def android_bench(
 def android_golden(
     export_dir: ExportDir,
     artifact: ArtifactOption,
-    serial: Annotated[Optional[str], typer.Option(help="adb serial; default: the only attached phone")] = None,
+    serial: SerialOption = None,
     threads: int = 1,
     package: Annotated[str, typer.Option(help="applicationId of the app holding GoldenVectorsTest")] = "ai.edgemod.golden",
-    adb: Annotated[str, typer.Option(help="adb executable")] = "adb",
+    adb: AdbOption = "adb",
     dry_run: DryRun = False,
 ) -> None:
     """Run the GoldenVectorsTest instrumented test on a phone; exit code 1 if it fails."""

@@ -96,3 +96,15 @@ def tiny_recipe(tiny_recipe_dict):
     from edgemod.recipe import parse_recipe
 
     return parse_recipe(tiny_recipe_dict)
+
+
+def tiny_text_export(root, exports: str):
+    """label -> train -> export of the tiny text recipe under `root`, with an `export=[...]` override."""
+    from edgemod.recipe import parse_recipe
+    from export import stage
+    from training import label, train
+
+    label.run(parse_recipe(tiny_text_recipe()), root / "label")
+    train.run(root / "label", root / "train")
+    stage.run(root / "train", root / "export", [exports])
+    return root

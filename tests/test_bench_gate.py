@@ -9,9 +9,6 @@ import pytest
 from benchmarks import bench, gate
 from edgemod.cli import main
 from edgemod.manifest import read_manifest, write_manifest
-from edgemod.recipe import parse_recipe
-from export import stage
-from training import label, train
 
 EXPORTS = "export=[{target: tflite, quant: int8_dynamic}, {target: onnx, quant: int8_dynamic}]"
 GENEROUS = ["budgets.size_mb={tflite: 50}", "budgets.latency_ms={tflite_p50_1thread: 1000}",
@@ -20,13 +17,9 @@ GENEROUS = ["budgets.size_mb={tflite: 50}", "budgets.latency_ms={tflite_p50_1thr
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from conftest import tiny_text_recipe
+    from conftest import tiny_text_export
 
-    root = tmp_path_factory.mktemp("bench")
-    label.run(parse_recipe(tiny_text_recipe()), root / "label")
-    train.run(root / "label", root / "train")
-    stage.run(root / "train", root / "export", [EXPORTS])
-    return root
+    return tiny_text_export(tmp_path_factory.mktemp("bench"), EXPORTS)
 
 
 @pytest.fixture(scope="module")

@@ -26,17 +26,9 @@ OFF_MAC = pytest.mark.skipif(platform.system() == "Darwin", reason="on macOS Cor
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory) -> Path:
     """A tiny real export: text student trained in seconds, tflite int8 + onnx + coreml fp16."""
-    from conftest import tiny_text_recipe
+    from conftest import tiny_text_export
 
-    from edgemod.recipe import parse_recipe
-    from export import stage
-    from training import label, train
-
-    root = tmp_path_factory.mktemp("harness")
-    label.run(parse_recipe(tiny_text_recipe()), root / "label")
-    train.run(root / "label", root / "train")
-    stage.run(root / "train", root / "export", [EXPORTS])
-    return root / "export"
+    return tiny_text_export(tmp_path_factory.mktemp("harness"), EXPORTS) / "export"
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ import pytest
 from benchmarks import bench, gate
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_file, sha256_tree
-from edgemod.recipe import parse_recipe
 from edgemod.registry import (
     Registry,
     RegistryConfig,
@@ -38,8 +37,6 @@ from edgemod.registry import (
     sign_manifest,
 )
 from edgemod.registry_backends import LocalBackend
-from export import stage
-from training import label, train
 
 EXPORTS = "export=[{target: tflite, quant: int8_dynamic}, {target: coreml, quant: w8}, {target: onnx, quant: int8_dynamic}]"
 GENEROUS = ["budgets.size_mb={tflite: 50}", "budgets.parity.min_decision_agreement=0.5"]
@@ -52,12 +49,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A tiny text pipeline with a passing gate (generous budgets) and a failing one (size budget)."""
-    from conftest import tiny_text_recipe
+    from conftest import tiny_text_export
 
-    root = tmp_path_factory.mktemp("registry-runs")
-    label.run(parse_recipe(tiny_text_recipe()), root / "label")
-    train.run(root / "label", root / "train")
-    stage.run(root / "train", root / "export", [EXPORTS])
+    root = tiny_text_export(tmp_path_factory.mktemp("registry-runs"), EXPORTS)
     bench.run(root / "export", root / "bench", quick=True)
     assert gate.run(root / "bench", root / "gate", overrides=GENEROUS)["verdict"] == "pass"
     failing = gate.run(root / "bench", root / "gate-fail", overrides=[*GENEROUS, "budgets.size_mb={tflite: 0.0001}"])
