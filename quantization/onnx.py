@@ -19,6 +19,8 @@ def _ort_quantization():
 
 
 METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
+# Scores stay float: int8 steps of 1/255 are coarser than shipped thresholds such as 0.006.
+FLOAT_SCORE_OPS = ("Softmax", "Sigmoid")
 
 
 def quantize_onnx(float_model: Path, out: Path, scheme: str, calibration: dict | None,
@@ -29,7 +31,7 @@ def quantize_onnx(float_model: Path, out: Path, scheme: str, calibration: dict |
     with tempfile.TemporaryDirectory() as work, atomic_path(out) as tmp:
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
-        op_types = _op_types(prepared, op_types, float_ops)
+        op_types = _op_types(prepared, op_types, [*float_ops, *FLOAT_SCORE_OPS])
         if scheme == "int8_dynamic":
             q.quantize_dynamic(str(prepared), str(tmp), weight_type=q.QuantType.QInt8, per_channel=True,
                                op_types_to_quantize=op_types)
@@ -42,8 +44,6 @@ def quantize_onnx(float_model: Path, out: Path, scheme: str, calibration: dict |
 
 
 def _op_types(model_path: Path, op_types: list[str], float_ops: list[str]) -> list[str] | None:
-    if not float_ops:
-        return op_types or None
     import onnx
 
     present = op_types or sorted({node.op_type for node in onnx.load(str(model_path)).graph.node})

@@ -5,7 +5,8 @@
 - int8_weight_only: int8 weights de-quantized at load; smallest change, fp32 speed.
 - int8_static: int8 weights and activations, ranges from the calibration set. Op types XNNPACK
   cannot run in int8 stay float (see XNNPACK_FLOAT_OPS); otherwise each one splits the graph
-  into separate delegate partitions and the int8 model runs slower than fp32.
+  into separate delegate partitions and the int8 model runs slower than fp32. The model's inputs,
+  outputs and final score op stay float (FLOAT_INTERFACE): same interface as the fp32 model.
 """
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ from quantization.calibration import rows
 # Measured with ai-edge-litert 2.3.0: an int8 HARD_SWISH is not delegated to XNNPACK, so
 # MobileNetV3 split into 20 partitions and ran 3.5x slower than fp32; kept float it is one partition.
 XNNPACK_FLOAT_OPS = ("HARD_SWISH",)
+# An int8 softmax output has steps of 1/256, coarser than shipped thresholds such as 0.006: the
+# weapons student flipped decisions on that rounding alone. INPUT and OUTPUT are ai-edge-quantizer's
+# virtual ops for the graph's inputs and outputs.
+FLOAT_INTERFACE = ("INPUT", "OUTPUT", "SOFTMAX", "LOGISTIC")
 
 
 def _recipes():
@@ -39,7 +44,7 @@ def quantization_recipe(scheme: str, float_ops: list[str]) -> list[dict]:
     if scheme == "int8_weight_only":
         return recipe.weight_only_wi8_afp32()
     entries = copy.deepcopy(recipe.static_wi8_ai8())
-    for op in dict.fromkeys([*XNNPACK_FLOAT_OPS, *float_ops]):
+    for op in dict.fromkeys([*XNNPACK_FLOAT_OPS, *FLOAT_INTERFACE, *float_ops]):
         entries.append({"regex": ".*", "operation": op.upper(), "algorithm_key": "no_quantize"})
     return entries
 

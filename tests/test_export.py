@@ -158,6 +158,9 @@ def test_vision_student_goes_through_every_target(vision_run, tmp_path):
     # MobileNetV3's int8 HARD_SWISH is not run by XNNPACK: kept float, the graph stays one partition
     assert static["interface"]["runtime"]["xnnpack_partitions"] == 1
     assert static["interface"]["runtime"]["inputs"]["image"]["shape"] == [1, 3, 64, 64]
+    # same float interface as fp32, and scores not rounded to int8 steps of 1/256
+    assert static["interface"]["runtime"]["inputs"]["image"]["dtype"] == "float32"
+    assert static["interface"]["runtime"]["outputs"]["scores"]["dtype"] == "float32"
     assert artifacts["coreml_w8a8"]["quantization"]["activations"].startswith("int8")
     preprocess = json.loads((tmp_path / "export" / "preprocess.json").read_text())
     assert preprocess["input_size"] == [3, 64, 64]
