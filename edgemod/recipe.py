@@ -101,15 +101,6 @@ class StudentSpec(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict, description="architecture kwargs")
 
 
-class QuantizationRobustSpec(StrictModel):
-    """Train against an int8 emulation of the student (training/quant_robust.py)."""
-    weight: float = Field(1.0, gt=0, description="weight of the float-vs-int8 log-score distance in the loss")
-    weight_bits: int = Field(8, ge=2, le=16)
-    activation_bits: int = Field(8, ge=2, le=16)
-    range_momentum: float = Field(0.9, ge=0, lt=1, description="moving average of the activation min/max")
-    log_score_floor: float = Field(-9.21, lt=0, description="log-scores below this (1e-4) count as equal")
-
-
 class DistillSpec(StrictModel):
     loss: Literal["kl", "bce"] = "kl"
     temperature: float = Field(2.0, gt=0)
@@ -127,8 +118,6 @@ class DistillSpec(StrictModel):
     channels_last: bool = Field(False, description="image models: NHWC memory layout (faster convs on some CPUs)")
     balance: Literal["none", "sampler", "loss_weights"] = Field(
         "none", description="class imbalance: a class-balanced sampler, or inverse-frequency weights on the gold loss")
-    quantization_robust: QuantizationRobustSpec | None = Field(
-        None, description="also fit the student's int8 emulation to its float scores, so int8 exports decide alike")
 
 
 class ThresholdSpec(StrictModel):

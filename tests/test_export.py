@@ -109,6 +109,7 @@ def test_manifest_records_quantization_and_calibration(text_export):
     static = artifacts["onnx_int8_static"]["quantization"]
     assert len(static["calibration_sha256"]) == 64 and "32 items" in static["calibration_source"]
     assert static["mode"] == "static QDQ" and static["per_channel"]
+    assert "Softmax" not in static["op_types"] and "Add" in static["op_types"]  # scores stay float
     assert "calibration_sha256" not in artifacts["tflite_int8_dynamic"]["quantization"]
     assert manifest.details["teachers"] and manifest.tool_versions["litert-torch"]
     latency = manifest.metrics["latency"]

@@ -20,8 +20,7 @@ def test_teacher_train_label_distil(tmp_path):
     with_teacher = [*TINY, "--set", f"teachers=[{{name: tiny, kind: timm, path: '{teacher}'}}]",
                     "--set", "distill.channels_last=true"]
     assert main(["label", "recipes/vision-weapons.yaml", "--out", str(tmp_path / "label"), *with_teacher]) == 0
-    assert main(["train", str(tmp_path / "label"), "--out", str(tmp_path / "train"),
-                 "--set", "distill.quantization_robust={weight: 1.0}"]) == 0
+    assert main(["train", str(tmp_path / "label"), "--out", str(tmp_path / "train")]) == 0
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
     student = json.loads((tmp_path / "train" / "student.json").read_text())
     assert student["inputs"]["image"]["shape"] == [1, 3, 64, 64]
@@ -29,7 +28,6 @@ def test_teacher_train_label_distil(tmp_path):
     test = manifest["metrics"]["test"]
     assert test["student"]["n"] == 48 and set(test["student"]["per_class"]) == set(config["labels"])
     assert "firearm" in manifest["details"]["thresholds"]["per_class"]
-    assert manifest["recipe"]["distill"]["quantization_robust"]["weight"] == 1.0
 
 
 def test_corrupt_image_fails_the_run_with_its_path(tmp_path, monkeypatch, capsys):

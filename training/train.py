@@ -133,7 +133,6 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total_steps, spec.warmup_ratio))
     state = _resume(checkpoints, key, model, optimizer, scheduler, console, dist)
     trained, device = dist.wrap(model), dist.device()
-    emulator = _quantization_emulator(model, spec, dist)
     save_every = _checkpoint_every(steps_per_epoch) if dist.enabled else 0
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} samples/s  loss {task.fields[loss]}"), TimeElapsedColumn()]
@@ -156,10 +155,7 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
                     torch.manual_seed(_step_seed(spec.seed, epoch, number, dist.rank))  # same masks after a restart
                 batch_inputs, soft, gold = _to_device(_memory_format(batch_inputs, spec), soft, gold, device)
                 with _autocast(device):
-                    logits = trained(*batch_inputs)
-                    loss = distillation_loss(logits, soft, gold, spec, recipe.multi_label, class_weights)
-                    if emulator is not None:
-                        loss = loss + emulator.consistency_loss(logits, *batch_inputs)
+                    loss = distillation_loss(trained(*batch_inputs), soft, gold, spec, recipe.multi_label, class_weights)
                 share = _rank_share(number, len(splits["train"].keys), spec.batch_size, dist)
                 optimizer.zero_grad()
                 (loss * share).backward()  # DDP averages: shares make it the global-batch mean
@@ -197,17 +193,6 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
                 say(f"stopping after epoch {epoch} (best epoch {state['best_epoch']})")
                 break
     return state["history"]
-
-
-def _quantization_emulator(model, spec, dist: DistributedContext):
-    if spec.quantization_robust is None:
-        return None
-    if dist.enabled:
-        raise EdgemodError("distill.quantization_robust runs a second forward pass that DDP cannot synchronise",
-                           "train it in one process (no torchrun), or drop distill.quantization_robust")
-    from training.quant_robust import QuantizationEmulator
-
-    return QuantizationEmulator(model, spec.quantization_robust)
 
 
 def _train_loader(dataset, sampler, spec, dist: DistributedContext):
