@@ -43,7 +43,7 @@ def quantize_onnx(float_model: Path, out: Path, scheme: str, calibration: dict |
             "calibration_method": method}
 
 
-def _op_types(model_path: Path, op_types: list[str], float_ops: list[str]) -> list[str] | None:
+def _op_types(model_path: Path, op_types: list[str], float_ops: list[str]) -> list[str]:
     import onnx
 
     present = op_types or sorted({node.op_type for node in onnx.load(str(model_path)).graph.node})
