@@ -102,6 +102,13 @@ def _echo_plan(steps) -> None:
         typer.echo(f"# {step.purpose}\n{step}")
 
 
+def _echo_android_plan(export_dir: Path, artifact: str, plan) -> None:
+    """--dry-run of an adb command: `plan(model, golden_file)` gives its steps for the artifact's files."""
+    from mobile_harness.android import tflite_artifact
+
+    _echo_plan(plan(*tflite_artifact(export_dir, artifact)))
+
+
 @harness_app.command("android-bench")
 def android_bench(
     export_dir: ExportDir,
@@ -119,15 +126,14 @@ def android_bench(
     report: ReportOption = None,
 ) -> None:
     """LiteRT's benchmark_model on a phone's CPU over adb (push, run, pull, parse)."""
-    from mobile_harness.android import AndroidDevice, BenchmarkOptions, benchmark, tflite_artifact
+    from mobile_harness.android import AndroidDevice, BenchmarkOptions, benchmark
 
     options = BenchmarkOptions(num_threads=threads, num_runs=runs, warmup_runs=warmup_runs, use_xnnpack=xnnpack,
                                enable_op_profiling=profile)
     device = AndroidDevice(serial, adb=adb)
     if dry_run:
-        model, golden_file = tflite_artifact(export_dir, artifact)
-        _echo_plan(device.benchmark_plan(model, golden_file, options, out, binary))
-        return
+        return _echo_android_plan(export_dir, artifact,
+                                  lambda model, golden: device.benchmark_plan(model, golden, options, out, binary))
     result = benchmark(device, export_dir, artifact, options, out, binary)
     _bench_table(result)
     _write(report, result)
@@ -144,13 +150,12 @@ def android_golden(
     dry_run: DryRun = False,
 ) -> None:
     """Run the GoldenVectorsTest instrumented test on a phone; exit code 1 if it fails."""
-    from mobile_harness.android import AndroidDevice, golden_test, tflite_artifact
+    from mobile_harness.android import AndroidDevice, golden_test
 
     device = AndroidDevice(serial, adb=adb)
     if dry_run:
-        model, golden_file = tflite_artifact(export_dir, artifact)
-        _echo_plan(device.golden_test_plan(model, golden_file, threads, package))
-        return
+        return _echo_android_plan(export_dir, artifact,
+                                  lambda model, golden: device.golden_test_plan(model, golden, threads, package))
     result = golden_test(device, export_dir, artifact, threads, package)
     status = "[green]passed[/]" if result["passed"] else "[red]FAILED[/]"
     console.print(f"{artifact} on {result['device']['serial']}: {status} ({result['tests_run']} test(s))")
