@@ -375,6 +375,11 @@ def test_cli_dry_runs_print_the_commands(export_dir):
                                         "--serial", "R5CT20ABCDE", "--dry-run", "--profile"])
     assert bench.exit_code == 0, bench.output
     assert "adb -s R5CT20ABCDE push" in bench.output and "--enable_op_profiling=true" in bench.output
+    golden = runner.invoke(harness_app, ["android-golden", str(export_dir), "--artifact", "tflite_int8_dynamic",
+                                         "--serial", "R5CT20ABCDE", "--package", "com.example.app", "--dry-run"])
+    assert golden.exit_code == 0, golden.output
+    assert "/sdcard/Android/data/com.example.app/files/edgemod" in golden.output
+    assert "com.example.app.test/" in golden.output
     ios_run = runner.invoke(harness_app, ["ios-test", str(export_dir), "--artifact", "coreml_fp16", "--dry-run"])
     assert ios_run.exit_code == 0, ios_run.output
     assert "xcrun coremlcompiler compile" in ios_run.output and "TEST_RUNNER_EDGEMOD_GOLDEN=" in ios_run.output
