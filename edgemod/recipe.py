@@ -118,6 +118,9 @@ class DistillSpec(StrictModel):
     channels_last: bool = Field(False, description="image models: NHWC memory layout (faster convs on some CPUs)")
     balance: Literal["none", "sampler", "loss_weights"] = Field(
         "none", description="class imbalance: a class-balanced sampler, or inverse-frequency weights on the gold loss")
+    int8_weights: bool = Field(
+        False, description="train Conv/Linear weights on a per-channel int8 grid (straight-through), so that "
+                           "int8 weight compression at export (Core ML w8, TFLite/ONNX int8 weights) is lossless")
 
 
 class ThresholdSpec(StrictModel):

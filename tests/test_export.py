@@ -256,3 +256,17 @@ def test_edited_recipe_brings_new_exports_but_not_new_training(text_run, tmp_pat
     path.write_text(yaml.safe_dump(recipe))
     with pytest.raises(EdgemodError, match="differs from the recipe the student was trained with in: distill"):
         stage.run(text_run, tmp_path / "again", recipe_path=path)
+
+
+def test_int8_weight_grid_makes_weight_compression_lossless(vision_run, tmp_path):
+    """A student trained with distill.int8_weights: Core ML w8 and TFLite int8 weights change no score,
+    where the same compression of the plain student does."""
+    grid_train = tmp_path / "grid-train"
+    train.run(vision_run.parent / "label", grid_train, overrides=["distill.int8_weights=true"])
+    assert read_manifest(grid_train, "train").metrics["int8_weights_off_grid"] == []
+    exports = ["export=[{target: coreml, quant: w8}, {target: tflite, quant: int8_weight_only}]"]
+    grid = _artifacts(stage.run(grid_train, tmp_path / "grid-export", overrides=exports))
+    plain = _artifacts(stage.run(vision_run, tmp_path / "plain-export", overrides=exports))
+    for name in ("coreml_w8", "tflite_int8_weight_only"):
+        assert grid[name]["parity"]["max_abs_score_diff"] < 1e-4, name
+        assert plain[name]["parity"]["max_abs_score_diff"] > 10 * grid[name]["parity"]["max_abs_score_diff"], name

@@ -25,6 +25,7 @@ from training.label import label_fingerprint
 from training.inputs import Split, student_inputs
 from training.metrics import classification_report
 from training.thresholds import choose_thresholds, decide, operating_points
+from training import weight_grid
 
 log = logging.getLogger(__name__)
 STAGE = "train"
@@ -51,12 +52,16 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
     table = _read_labels(upstream / label_manifest.artifacts["labels"].path)
     inputs, splits = _prepare(recipe, table)
     model = inputs.build_model(recipe)
+    if recipe.distill.int8_weights:
+        weight_grid.attach(model)
     started = time.time()
     history = _fit(model, recipe, inputs, splits, out / "checkpoints", key, console, dist)
     seconds = time.time() - started
     model.to("cpu")
     if dist.is_main:  # rank 0 alone writes the run folder
         _load_weights(model, out / "checkpoints" / "best.safetensors")
+        if recipe.distill.int8_weights:
+            weight_grid.materialize(model)
         manifest = _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out)
     manifest = dist.broadcast_object(manifest if dist.is_main else None)  # the others return rank 0's
     dist.close()
@@ -405,6 +410,8 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
                                    recipe.benign_label, recipe.multi_label)
     metrics = {"train_seconds": round(seconds, 1), "history": history,
                "student_parameters": int(sum(p.numel() for p in model.parameters()))}
+    if recipe.distill.int8_weights:  # the export stage relies on this: w8 compression is then lossless
+        metrics["int8_weights_off_grid"] = weight_grid.off_grid_layers(model)
     teacher_params = [t.get("parameters") for t in label_manifest.details.get("teachers", [])]
     if teacher_params and all(teacher_params):
         metrics["teacher_parameters"] = int(sum(teacher_params))
