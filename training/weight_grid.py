@@ -21,10 +21,16 @@ def int8_round(weight):
     """Per-output-channel symmetric int8 rounding, in float."""
     import torch
 
-    flat = weight.detach().flatten(1) if weight.dim() > 1 else weight.detach().view(-1, 1)
-    scale = (flat.abs().amax(dim=1) / INT8_LEVELS).clamp(min=torch.finfo(weight.dtype).tiny)
+    scale = (weight.detach().flatten(1).abs().amax(dim=1) / INT8_LEVELS).clamp(min=torch.finfo(weight.dtype).tiny)
     scale = scale.view(-1, *([1] * (weight.dim() - 1)))
     return torch.round(weight / scale).clamp(-INT8_LEVELS, INT8_LEVELS) * scale
+
+
+def _weighted_layers(model) -> list[tuple[str, object]]:
+    import torch
+
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear))]
 
 
 def _straight_through():
@@ -39,7 +45,6 @@ def _straight_through():
 
 def attach(model) -> int:
     """Route every Conv/Linear weight of `model` through int8 rounding; returns how many."""
-    import torch
     from torch.nn.utils import parametrize
 
     fused = [name for name, m in model.named_modules() if name and any(hasattr(m, a) for a in FUSED_AT_EXPORT)]
@@ -49,8 +54,8 @@ def attach(model) -> int:
                            "use a student without re-parameterization (e.g. mobilenetv3_small_100), "
                            "or drop distill.int8_weights")
     rounding = _straight_through()
-    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear))]
-    for layer in layers:
+    layers = _weighted_layers(model)
+    for _, layer in layers:
         parametrize.register_parametrization(layer, "weight", rounding())
     return len(layers)
 
@@ -59,7 +64,7 @@ def materialize(model) -> None:
     """Write the rounded weights into the layers and drop the parametrizations (in place)."""
     from torch.nn.utils import parametrize
 
-    for layer in list(model.modules()):
+    for _, layer in _weighted_layers(model):
         if parametrize.is_parametrized(layer, "weight"):
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
 
@@ -70,9 +75,8 @@ def off_grid_layers(model) -> list[str]:
 
     off = []
     with torch.no_grad():
-        for name, m in model.named_modules():
-            if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)):
-                tolerance = 1e-6 * float(m.weight.abs().max())
-                if not torch.allclose(int8_round(m.weight), m.weight, rtol=0, atol=tolerance):
-                    off.append(name)
+        for name, m in _weighted_layers(model):
+            tolerance = 1e-6 * float(m.weight.abs().max())
+            if not torch.allclose(int8_round(m.weight), m.weight, rtol=0, atol=tolerance):
+                off.append(name)
     return off
