@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.latency import interleaved
-from benchmarks.parity import parity_report
+from benchmarks.parity import noise_tolerance, parity_report
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, write_manifest
@@ -86,7 +86,8 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
         _write_golden(student, artifacts, test, out)
     tool_files = _copy_device_files(student, out)
     seconds = time.perf_counter() - started
-    return _finish(student, key, used, artifacts, latency, tool_files, seconds, out, console)
+    tolerance = noise_tolerance(test.reference, student.labels, student.thresholds)
+    return _finish(student, key, used, artifacts, latency, tolerance, tool_files, seconds, out, console)
 
 
 def _resolve_recipe(recipe: Recipe, overrides: list[str]) -> Recipe:
@@ -233,9 +234,9 @@ def _copy_device_files(student: TrainedStudent, out: Path) -> list[str]:
     return student.tool_files()
 
 
-def _finish(student, key, used, artifacts, latency, tool_files, seconds, out, console) -> Manifest:
+def _finish(student, key, used, artifacts, latency, tolerance, tool_files, seconds, out, console) -> Manifest:
     records = {a.name: {k: v for k, v in a.record.items() if k != "scores"} for a in artifacts}
-    summary = _summary(artifacts, latency)
+    summary = {**_summary(artifacts, latency), "reference_noise_tolerance": tolerance}
     files = {name: file_ref(out / rec["file"], out) for name, rec in records.items()}
     files.update({f"golden:{name}": file_ref(out / rec["golden"]["file"], out) for name, rec in records.items()})
     files.update({relative: file_ref(out / relative, out) for relative in tool_files})
@@ -262,7 +263,7 @@ def _summary(artifacts: list[Artifact], latency: dict) -> dict:
         parity = artifact.record["parity"]
         row = {"size_mb": artifact.record["size_mb"], "decision_agreement": parity["decision_agreement"],
                "macro_auroc_drop": parity["macro_auroc_drop"], "max_abs_score_diff": parity["max_abs_score_diff"],
-               "parity_measured": artifact.runs_here}
+               "median_abs_log_score_diff": parity["median_abs_log_score_diff"], "parity_measured": artifact.runs_here}
         if artifact.name in one:
             float_name = f"{artifact.spec.target}_{EXPORT_SCHEMES[artifact.spec.target][0]}"
             row["p50_ms_1thread"] = one[artifact.name]["p50_ms"]
@@ -281,18 +282,20 @@ def _print_summary(console, summary: dict, seconds: float) -> None:
 
     table = Table(title=f"export: {seconds:.0f} s; torch eager fp32 p50 {summary['torch_eager_fp32_p50_ms_1thread']} ms (1 thread)")
     table.add_column("artifact", no_wrap=True)
-    for column in ("MB", "agree", "AUC drop", "max |Δ|", "ms 1t", "ms 2t", "× float", "× torch"):
+    for column in ("MB", "agree", "AUC drop", "max |Δ|", "med |Δlog|", "ms 1t", "ms 2t", "× float", "× torch"):
         table.add_column(column, justify="right")
     for name, row in summary["artifacts"].items():
         agreement = f"{row['decision_agreement']:.4f}" + ("" if row["parity_measured"] else "*")
         drop = row["macro_auroc_drop"]
         table.add_row(name, f"{row['size_mb']:.2f}", agreement, "-" if drop is None else f"{drop:+.4f}",
-                      f"{row['max_abs_score_diff']:.4f}",
+                      f"{row['max_abs_score_diff']:.4f}", f"{row['median_abs_log_score_diff']:.4f}",
                       str(row.get("p50_ms_1thread", "-")), str(row.get("p50_ms_2threads", "-")),
                       str(row.get("speedup_vs_float_same_runtime", "-")), str(row.get("speedup_vs_torch_eager", "-")))
     console.print(table)
     if any(not row["parity_measured"] for row in summary["artifacts"].values()):
         console.print("* estimated in PyTorch: Core ML predictions need macOS")
+    levels = ", ".join(f"σ {level} → {agreement:.4f}" for level, agreement in summary["reference_noise_tolerance"].items())
+    console.print(f"the fp32 student's own decisions under log-score noise (expected agreement): {levels}")
 
 
 def _say(console, message: str) -> None:

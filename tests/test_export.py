@@ -85,6 +85,10 @@ def test_text_student_goes_through_every_target(text_export):
     for name in ("tflite_fp32", "onnx_fp32"):
         assert artifacts[name]["parity"]["decision_agreement"] == 1.0
         assert artifacts[name]["parity"]["max_abs_score_diff"] < 1e-4
+        assert artifacts[name]["parity"]["median_abs_log_score_diff"] < 1e-3
+    tolerance = manifest.metrics["summary"]["reference_noise_tolerance"]
+    assert list(tolerance) == ["0.01", "0.02", "0.05", "0.1", "0.2"]
+    assert all(0.0 <= v <= 1.0 for v in tolerance.values()) and tolerance["0.2"] <= tolerance["0.01"]
     tflite_inputs = artifacts["tflite_fp32"]["interface"]["runtime"]["inputs"]
     assert {n: d["dtype"] for n, d in tflite_inputs.items()} == {"input_ids": "int32", "attention_mask": "int32"}
     assert artifacts["tflite_int8_dynamic"]["bytes"] < artifacts["tflite_fp32"]["bytes"] * 0.7
@@ -239,6 +243,19 @@ def test_parity_counts_flips_at_the_shipped_thresholds():
     report = parity_report(reference, candidate, np.array([0, 1, 0, 1]), ["ok", "bad"], thresholds)
     assert report["decision_flips"] == 1 and report["decision_agreement"] == 0.75
     assert report["max_abs_score_diff"] == pytest.approx(0.12)
+    assert report["median_abs_log_score_diff"] == pytest.approx(0.0)  # three of four items unchanged
+
+
+def test_noise_tolerance_tells_how_close_decisions_sit_to_the_thresholds():
+    from benchmarks.parity import noise_tolerance
+
+    thresholds = {"policy": "max_f1", "benign": "ok", "multi_label": False, "per_class": {"bad": {"threshold": 0.5}}}
+    far = np.array([[0.99, 0.01], [0.01, 0.99]] * 50)
+    assert set(noise_tolerance(far, ["ok", "bad"], thresholds).values()) == {1.0}
+    # half of the items score exactly at the threshold: any noise flips about half of those
+    near = np.array([[0.99, 0.01], [0.5, 0.5]] * 50)
+    tolerance = noise_tolerance(near, ["ok", "bad"], thresholds)
+    assert all(0.65 < v < 0.85 for v in tolerance.values())
 
 
 def test_edited_recipe_brings_new_exports_but_not_new_training(text_run, tmp_path):
