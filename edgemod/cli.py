@@ -70,13 +70,15 @@ def teacher_train(
     arch: Annotated[str, typer.Option(help="a registered student or any timm model name")] = "resnet18",
     image_size: Annotated[Optional[int], typer.Option(help="square input size")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="default: the recipe's distill.epochs")] = None,
+    pretrained: Annotated[Optional[str], typer.Option(
+        help="start from installed weights, e.g. imagenet:efficientnet_lite2 (default: from scratch)")] = None,
     set_: SetOption = None,
 ) -> None:
-    """Train a large image teacher from scratch on the recipe's gold labels (no weights are downloaded)."""
+    """Train a large image teacher on the recipe's gold labels, from scratch or from installed pretrained weights."""
     from edgemod.recipe import load_recipe
     from training.teachers.train_teacher import run
 
-    manifest = run(load_recipe(recipe, set_), out, arch, image_size, epochs, console=console)
+    manifest = run(load_recipe(recipe, set_), out, arch, image_size, epochs, console=console, pretrained=pretrained)
     console.print(f"[green]teacher saved[/green] to {out}: {manifest.metrics['parameters']:,} parameters, "
                   f"test macro-F1 {manifest.metrics['test']['macro_f1']:.4f}")
 

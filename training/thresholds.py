@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgemod.recipe import ThresholdSpec
+from edgemod.recipe import ClassThresholdSpec, ThresholdSpec
 
 
-def _pick(scores: np.ndarray, positive: np.ndarray, spec: ThresholdSpec) -> tuple[float, bool]:
+def _pick(scores: np.ndarray, positive: np.ndarray, spec: ClassThresholdSpec) -> tuple[float, bool]:
     """Threshold for one class (one-vs-rest) and whether the policy's target was met."""
     from sklearn.metrics import precision_recall_curve
 
@@ -42,8 +42,11 @@ def choose_thresholds(probs: np.ndarray, gold: np.ndarray, labels: Sequence[str]
         positive = gold[:, i] if multi_label else (gold == i).astype(int)
         if positive.sum() == 0:
             continue
-        threshold, met = _pick(probs[:, i], positive, spec)
+        rule = spec.for_class(label)
+        threshold, met = _pick(probs[:, i], positive, rule)
         per_class[label] = {"threshold": threshold, "target_met_on_validation": met}
+        if label in spec.per_class:
+            per_class[label]["rule"] = rule.model_dump(exclude_none=True)
     return {"policy": spec.policy, "target_precision": spec.precision, "target_recall": spec.recall,
             "benign": benign, "multi_label": multi_label, "per_class": per_class}
 

@@ -25,11 +25,12 @@ from training.label import label_fingerprint
 from training.inputs import Split, student_inputs
 from training.metrics import classification_report
 from training.thresholds import choose_thresholds, decide, operating_points
-from training import weight_grid
+from training import freezing, weight_grid
 
 log = logging.getLogger(__name__)
 STAGE = "train"
 WEIGHTS = "model.safetensors"
+PRETRAINED_PROVENANCE = "edgemod_pretrained"  # training.vision.pretrained.PROVENANCE_ATTR (no torch import here)
 
 
 def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=None) -> Manifest:
@@ -130,11 +131,13 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
     spec = recipe.distill
     if spec.channels_last:
         model.to(memory_format=torch.channels_last)
+    frozen = freezing.freeze(model, spec.freeze)
     sampler, class_weights = _balancing(recipe, splits["train"])
     loader, order = _train_loader(inputs.train_dataset(splits["train"]), sampler, spec, dist)
     steps_per_epoch = len(order)
     total_steps = spec.max_steps or spec.epochs * steps_per_epoch
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.lr,
+                                  weight_decay=spec.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total_steps, spec.warmup_ratio))
     state = _resume(checkpoints, key, model, optimizer, scheduler, console, dist)
     trained, device = dist.wrap(model), dist.device()
@@ -148,6 +151,7 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
             task = progress.add_task(f"epoch {epoch}/{spec.epochs}", total=steps_per_epoch, completed=done,
                                      rate="-", loss="-")
             trained.train()
+            freezing.keep_frozen(model, frozen)
             torch.manual_seed(spec.seed + epoch)  # dropout masks reproducible after a resume
             (sampler or order).generator.manual_seed(spec.seed + epoch)
             if dist.enabled:
@@ -426,6 +430,7 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
     preprocessing_files = inputs.save(out)
     write_json_atomic(out / "student.json", {
         "arch": recipe.student.arch, "task": recipe.task, "options": recipe.student.options,
+        "pretrained": getattr(model, PRETRAINED_PROVENANCE, None),
         "num_labels": len(labels), "labels": labels, "multi_label": recipe.multi_label,
         "max_length": recipe.student.max_length, "inputs": inputs.input_spec(recipe),
         "outputs": {"logits": {"shape": [1, len(labels)], "dtype": "float32",

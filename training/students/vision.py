@@ -84,6 +84,12 @@ _timm_student("fastvit_t8", "fastvit_t8",
               "FastViT-T8: re-parameterizable hybrid; slow in int8 on x86 (reparameterize before export)")
 _timm_student("repvit_m0_9", "repvit_m0_9",
               "RepViT-M0.9: re-parameterizable mobile CNN, single head (reparameterize before export)")
+# EfficientNet-Lite was designed for int8 on phones: ReLU6, no squeeze-excite, fixed stem and head.
+# ImageNet weights: student.pretrained: imagenet:efficientnet_lite<N> (training/vision/pretrained.py).
+for _variant, _about in ((0, "4.7M params, 224 px"), (1, "5.4M params, 240 px"), (2, "6.1M params, 260 px")):
+    _timm_student(f"efficientnet_lite{_variant}", f"tf_efficientnet_lite{_variant}",
+                  f"EfficientNet-Lite{_variant} ({_about}): int8-friendly; ImageNet weights as "
+                  f"imagenet:efficientnet_lite{_variant}")
 # Tests need a real mobile architecture that builds and trains in milliseconds at 64 px.
 _timm_student("test_vision_tiny", "mobilenetv3_small_050",
               "tiny MobileNetV3-Small 0.5 (0.6M params) for tests")

@@ -69,6 +69,7 @@ class TimmTeacher:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = model.to(self.device).eval()
         self.parameters = int(count_parameters(self.model))
+        self.pretrained = self.config.get("extra", {}).get("pretrained")  # backbone provenance, if any
         self._weights = folder / WEIGHTS
 
     def identity(self) -> str:

