@@ -69,6 +69,13 @@ def _arg_index(tensor_name: str) -> int:
     return int(digits) if digits.isdigit() else 0
 
 
+# On x86 CPUs without VNNI, onnxruntime's fast int8 kernels (VPMADDUBSW) saturate 16-bit sums of
+# u8 x s8 products: the weapons int8 model agreed on 60-70 % of decisions instead of 94 %. This
+# session option selects kernels without that overflow; it is a no-op on ARM and VNNI CPUs. Apps
+# that run the ONNX int8 artifacts on such x86 CPUs must set it too (README, "Export").
+ONNX_SESSION_CONFIG = {"session.x64quantprecision": "1"}
+
+
 class OnnxRunner:
     def __init__(self, path: str | Path, input_names: tuple[str, ...], threads: int = 1):
         import onnxruntime as ort
@@ -76,6 +83,8 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        for key, value in ONNX_SESSION_CONFIG.items():
+            options.add_session_config_entry(key, value)
         self.input_names = input_names
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 

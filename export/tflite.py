@@ -27,4 +27,33 @@ def export_tflite(module, sample_inputs: dict, input_names: tuple[str, ...], out
         raise conversion_error("tflite", error, module, sample) from error
     with atomic_path(out) as tmp:
         edge_model.export(str(tmp))
+    shorten_tensor_names(out)
     return out
+
+
+def _short_name(name: str) -> str:
+    """`pkg.Class_attr/pkg.Sub_0/...;alias` -> `attr.0...`: the module path without class names."""
+    parts = [segment.rsplit(".", 1)[-1].split("_", 1) for segment in name.split(";")[0].split("/")]
+    return ".".join(part[1] for part in parts if len(part) == 2)[-64:]
+
+
+def shorten_tensor_names(path: Path) -> None:
+    """Replace litert-torch's internal tensor names (full Python class paths: 3 % of an int8 Lite0
+    model) by the module path alone. Input and output tensors, and the signature, are untouched."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    raw = path.read_bytes()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(raw), 0)
+    for buffer in model.buffers:  # constants stored after the flatbuffer move inside it
+        if buffer.offset > 1:
+            buffer.data, buffer.offset, buffer.size = raw[buffer.offset:buffer.offset + buffer.size], 0, 0
+    for subgraph in model.subgraphs:
+        interface = {*subgraph.inputs, *subgraph.outputs}
+        for index, tensor in enumerate(subgraph.tensors):
+            if index not in interface:
+                tensor.name = _short_name(tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name) or f"t{index}"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(builder.Output())

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgemod.errors import EdgemodError, MissingDependencyError
 from edgemod.fsutil import atomic_path
+from export.tflite import shorten_tensor_names
 from quantization.calibration import rows
 
 # Measured with ai-edge-litert 2.3.0: an int8 HARD_SWISH is not delegated to XNNPACK, so
@@ -66,6 +67,7 @@ def quantize_tflite(float_model: Path, out: Path, scheme: str, calibration: dict
     with atomic_path(out) as tmp:
         tmp.unlink(missing_ok=True)
         result.export_model(str(tmp))
+    shorten_tensor_names(out)
     smoke_test(out, input_names, calibration)
     return {"engine": "ai-edge-quantizer", "recipe": entries}
 
