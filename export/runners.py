@@ -78,25 +78,33 @@ ONNX_SESSION_CONFIG = {"session.x64quantprecision": "1"}
 
 class OnnxRunner:
     def __init__(self, path: str | Path, input_names: tuple[str, ...], threads: int = 1):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        for key, value in ONNX_SESSION_CONFIG.items():
-            options.add_session_config_entry(key, value)
         self.input_names = input_names
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session, self.session_config = _onnx_session(path, threads, ONNX_SESSION_CONFIG), ONNX_SESSION_CONFIG
+        except Exception:  # noqa: BLE001 - onnxruntime 1.32 refuses it on dynamic-int8 graphs (kernels that cannot saturate)
+            self.session, self.session_config = _onnx_session(path, threads, {}), {}
 
     def io_details(self) -> dict:
         def describe(arg):
             return {"tensor": arg.name, "shape": list(arg.shape), "dtype": arg.type}
 
         return {"inputs": {a.name: describe(a) for a in self.session.get_inputs()},
-                "outputs": {a.name: describe(a) for a in self.session.get_outputs()}}
+                "outputs": {a.name: describe(a) for a in self.session.get_outputs()},
+                "session_config": dict(self.session_config)}
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run(None, {n: inputs[n] for n in self.input_names})[0].astype(np.float32)
+
+
+def _onnx_session(path: str | Path, threads: int, config: dict[str, str]):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    for key, value in config.items():
+        options.add_session_config_entry(key, value)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class CoreMLRunner:

@@ -33,7 +33,10 @@ def export_tflite(module, sample_inputs: dict, input_names: tuple[str, ...], out
 
 def _short_name(name: str) -> str:
     """`pkg.Class_attr/pkg.Sub_0/...;alias` -> `attr.0...`: the module path without class names."""
-    parts = [segment.rsplit(".", 1)[-1].split("_", 1) for segment in name.split(";")[0].split("/")]
+    name = name.split(";")[0]
+    if "/" not in name:  # not a litert-torch module path (or already shortened)
+        return name[-64:]
+    parts = [segment.rsplit(".", 1)[-1].split("_", 1) for segment in name.split("/")]
     return ".".join(part[1] for part in parts if len(part) == 2)[-64:]
 
 
@@ -50,9 +53,14 @@ def shorten_tensor_names(path: Path) -> None:
             buffer.data, buffer.offset, buffer.size = raw[buffer.offset:buffer.offset + buffer.size], 0, 0
     for subgraph in model.subgraphs:
         interface = {*subgraph.inputs, *subgraph.outputs}
+        names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in subgraph.tensors]
+        taken = {names[i] for i in interface}
         for index, tensor in enumerate(subgraph.tensors):
-            if index not in interface:
-                tensor.name = _short_name(tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name) or f"t{index}"
+            if index in interface:
+                continue
+            name = _short_name(names[index]) or "t"
+            tensor.name = name if name not in taken else f"{name}:{index}"  # ai-edge-quantizer needs unique names
+            taken.add(tensor.name)
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     with atomic_path(path) as tmp:

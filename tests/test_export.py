@@ -167,6 +167,12 @@ def test_vision_student_goes_through_every_target(vision_run, tmp_path):
     assert static["interface"]["runtime"]["inputs"]["image"]["dtype"] == "float32"
     assert static["interface"]["runtime"]["outputs"]["scores"]["dtype"] == "float32"
     assert artifacts["coreml_w8a8"]["quantization"]["activations"].startswith("int8")
+    from ai_edge_litert.interpreter import Interpreter
+
+    for name in ("tflite_fp32", "tflite_int8_static"):  # module paths, not Python class paths
+        tensors = [t["name"] for t in Interpreter(str(tmp_path / "export" / artifacts[name]["file"])).get_tensor_details()]
+        assert len(set(tensors)) == len(tensors) and not any("timm.models" in t for t in tensors)
+        assert any(t.startswith("inner.blocks.") for t in tensors)
     preprocess = json.loads((tmp_path / "export" / "preprocess.json").read_text())
     assert preprocess["input_size"] == [3, 64, 64]
     golden = json.loads((tmp_path / "export" / static["golden"]["file"]).read_text())
