@@ -70,7 +70,7 @@ def _arg_index(tensor_name: str) -> int:
 
 
 # On x86 CPUs without VNNI, onnxruntime's fast int8 kernels (VPMADDUBSW) saturate 16-bit sums of
-# u8 x s8 products: the weapons int8 model agreed on 60-70 % of decisions instead of 94 %. This
+# u8 x s8 products: a Lite0 weapons int8 model agreed on 60-70 % of decisions instead of 94 %. This
 # session option selects kernels without that overflow; it is a no-op on ARM and VNNI CPUs. Apps
 # that run the ONNX int8 artifacts on such x86 CPUs must set it too (README, "Export").
 ONNX_SESSION_CONFIG = {"session.x64quantprecision": "1"}
