@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.latency import interleaved
+from edgemod.benchmarks.latency import interleaved
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
 from edgemod.manifest import _sha256_of as sha256_of
-from export.runners import TorchRunner, coreml_can_predict, load_runner, run_all
-from export.student import TestSet, TrainedStudent, load_trained_student, torch_scores
-from training.metrics import classification_report
-from training.thresholds import decide
+from edgemod.export.runners import TorchRunner, coreml_can_predict, load_runner, run_all
+from edgemod.export.student import TestSet, TrainedStudent, load_trained_student, torch_scores
+from edgemod.training.metrics import classification_report
+from edgemod.runtime.decision import decide
 
 STAGE = "bench"
 FORMAT_VERSION = 2
@@ -157,7 +157,7 @@ def _cold_start_and_memory(student, export_dir: Path, record: dict, test: TestSe
     with tempfile.TemporaryDirectory() as work:
         feed = Path(work) / "item.npz"
         np.savez(feed, **item)
-        done = subprocess.run([sys.executable, "-m", "benchmarks.rss", record["target"], str(path),
+        done = subprocess.run([sys.executable, "-m", "edgemod.benchmarks.rss", record["target"], str(path),
                                ",".join(student.input_names), str(feed)], capture_output=True, text=True,
                               cwd=Path(__file__).resolve().parents[1], timeout=300)
     memory = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {"error": done.stderr[-300:]}
@@ -165,7 +165,7 @@ def _cold_start_and_memory(student, export_dir: Path, record: dict, test: TestSe
 
 
 def _slices(student: TrainedStudent, test: TestSet, scores: dict) -> dict:
-    from benchmarks.slices import identity_slices, source_slices, violation_scores
+    from edgemod.benchmarks.slices import identity_slices, source_slices, violation_scores
 
     budget = student.recipe.budgets.slices
     benign = student.thresholds.get("benign")
@@ -191,7 +191,7 @@ def _violating(student: TrainedStudent, test: TestSet) -> np.ndarray:
 
 def _robustness(student: TrainedStudent, export_dir: Path, runnable: dict, test: TestSet) -> dict:
     """Macro-F1 and decision flips on obfuscated copies of the test texts (fp32 student and TFLite)."""
-    from export.golden import OBFUSCATIONS, obfuscate
+    from edgemod.export.golden import OBFUSCATIONS, obfuscate
 
     texts = test.table["text"].tolist()
     models = {"fp32_student": None, **{n: r for n, r in runnable.items() if r["target"] == "tflite"}}

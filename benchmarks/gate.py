@@ -71,7 +71,7 @@ def _shipped(recipe: Recipe, results: dict) -> set[str]:
 
 def _integrity_checks(bench: Manifest, results: dict) -> list[Check]:
     """Files as they are now, not only as they were at bench time."""
-    from benchmarks.bench import integrity_of
+    from edgemod.benchmarks.bench import integrity_of
 
     export_dir = Path(bench.details["export_run"])
     now = integrity_of(export_dir, read_manifest(export_dir, "export")) if (export_dir / "manifest.json").exists() \
@@ -247,7 +247,7 @@ def _write(gate: dict, bench: Manifest, bench_dir: Path, recipe: Recipe, out: Pa
     write_text_atomic(out / "junit.xml", junit_xml(gate))
     files = ["gate.json", "gate.md", "junit.xml"]
     try:
-        from benchmarks.report import write_report
+        from edgemod.benchmarks.report import write_report
     except ImportError:  # the report module is optional for gating
         write_report = None
     if write_report is not None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.thresholds import decide
+from edgemod.runtime.decision import decide
 
 # Log-score noise levels at which the fp32 student's own decisions are probed. Measured on the weapons
 # student: int8 weights alone move log-scores by ~0.03 (median), static int8 activations by 0.1-0.6.

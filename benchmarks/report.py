@@ -465,7 +465,7 @@ def _confusion_section(run: _Run) -> str:
     models = _scored(run, ["fp32_student", *_quantized_measured(run)])
     if not models:
         return _no_scores("confusion")
-    from training.thresholds import decide
+    from edgemod.runtime.decision import decide
 
     decisions = {n: decide(_probs(run, n), run.labels, run.thresholds) for n in models}
     if run.multi_label:

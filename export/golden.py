@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgemod.errors import EdgemodError
-from training.thresholds import decide
+from edgemod.runtime.decision import decide
 
 PER_KIND = 2
 ZERO_WIDTH = "\u200b"

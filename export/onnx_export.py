@@ -6,9 +6,9 @@ from pathlib import Path
 
 from edgemod.errors import MissingDependencyError
 from edgemod.fsutil import atomic_path
-from export.op_errors import conversion_error
-from export.student import OUTPUT_NAME
-from export.tflite import torch_sample
+from edgemod.export.op_errors import conversion_error
+from edgemod.export.student import OUTPUT_NAME
+from edgemod.export.tflite import torch_sample
 
 OPSET = 18
 

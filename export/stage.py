@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.latency import interleaved
-from benchmarks.parity import noise_tolerance, parity_report
+from edgemod.benchmarks.latency import interleaved
+from edgemod.benchmarks.parity import noise_tolerance, parity_report
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, write_manifest
 from edgemod.recipe import EXPORT_SCHEMES, ExportSpec, Recipe, apply_overrides, parse_recipe
-from export.quiet import quiet_converters
-from export.runners import TorchRunner, coreml_can_predict, load_runner, run_all
-from export.student import OUTPUT_NAME, TestSet, TrainedStudent, load_trained_student, torch_scores
+from edgemod.export.quiet import quiet_converters
+from edgemod.export.runners import TorchRunner, coreml_can_predict, load_runner, run_all
+from edgemod.export.student import OUTPUT_NAME, TestSet, TrainedStudent, load_trained_student, torch_scores
 
 STAGE = "export"
 FORMAT_VERSION = 2
@@ -126,11 +126,11 @@ def _specs(recipe: Recipe) -> list[ExportSpec]:
 
 
 def _build(student: TrainedStudent, specs: list[ExportSpec], out: Path, console) -> list[Artifact]:
-    from export import targets
+    from edgemod.export import targets
 
     calibration = None
     if any((s.target, s.scheme) in STATIC_SCHEMES for s in specs):
-        from quantization.calibration import calibration_inputs
+        from edgemod.quantization.calibration import calibration_inputs
 
         items = max(s.calibration_items for s in specs if (s.target, s.scheme) in STATIC_SCHEMES)
         calibration = calibration_inputs(student, items)
@@ -172,7 +172,7 @@ def _interface(student: TrainedStudent, artifact: Artifact) -> dict:
                 "outputs": {OUTPUT_NAME: {"shape": [1, len(student.labels)], "dtype": "float32",
                                           "meaning": "sigmoid" if student.recipe.multi_label else "softmax"}}}
     if artifact.spec.target == "coreml":
-        from export.coreml import validate_program
+        from edgemod.export.coreml import validate_program
 
         return {**declared, "program": validate_program(artifact.path, student.input_names)}
     runner = load_runner(artifact.spec.target, artifact.path, student.input_names)
@@ -203,7 +203,7 @@ def _bound(runner, item):
 
 
 def _write_golden(student: TrainedStudent, artifacts: list[Artifact], test: TestSet, out: Path) -> None:
-    from export.golden import check_golden, golden_record, select_items
+    from edgemod.export.golden import check_golden, golden_record, select_items
 
     margin = 3 * max(a.spec.tolerance for a in artifacts)
     items = select_items(test.table, test.reference, student.labels, student.thresholds, student.payload_column,

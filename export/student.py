@@ -70,15 +70,15 @@ class TrainedStudent:
         """The student with its trained weights, scores out, ready to trace (eval mode)."""
         from safetensors.torch import load_file
 
-        from training.students import build_student
-        from training.students.vision import reparameterize
+        from edgemod.training.students import build_student
+        from edgemod.training.students.vision import reparameterize
 
         options = dict(self.spec.get("options") or {})
         if self.is_text:
             model = build_student(self.spec["arch"], self.spec["num_labels"], vocab_size=self.spec["vocab_size"],
                                   max_length=self.spec["max_length"], **options)
         else:
-            from training.students.vision import create_timm_student, is_image_student
+            from edgemod.training.students.vision import create_timm_student, is_image_student
 
             size = self.spec["inputs"]["image"]["shape"][-1]
             build = build_student if is_image_student(self.spec["arch"]) else create_timm_student
@@ -91,13 +91,13 @@ class TrainedStudent:
 
     @cached_property
     def tokenizer(self):
-        from training.text.tokenizer import WordPieceTokenizer
+        from edgemod.training.text.tokenizer import WordPieceTokenizer
 
         return WordPieceTokenizer.load(self.run_dir / "tokenizer")
 
     @cached_property
     def preprocess(self):
-        from training.vision.preprocess import PreprocessConfig
+        from edgemod.training.vision.preprocess import PreprocessConfig
 
         return PreprocessConfig.from_dict(json.loads((self.run_dir / "preprocess.json").read_text()))
 
@@ -112,8 +112,8 @@ class TrainedStudent:
         if self.is_text:
             ids, mask = self.tokenizer.encode(list(payloads), max_length=self.spec["max_length"])
             return {"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(np.int32)}
-        from training.vision.images import load_image
-        from training.vision.preprocess import eval_transform
+        from edgemod.training.vision.images import load_image
+        from edgemod.training.vision.preprocess import eval_transform
 
         transform = eval_transform(self.preprocess)
         return {"image": np.stack([transform(load_image(p)).numpy() for p in payloads]).astype(np.float32)}

@@ -5,13 +5,13 @@ import json
 from pathlib import Path
 
 from edgemod.recipe import ExportSpec
-from export.student import TrainedStudent
+from edgemod.export.student import TrainedStudent
 
 COREML_W8A8_CALIBRATION_ITEMS = 64  # fake-quant calibration in PyTorch is slow; 64 items fix the ranges
 
 
 def build(student: TrainedStudent, spec: ExportSpec, path: Path, built: dict, calibration) -> "Artifact":
-    from export.stage import Artifact
+    from edgemod.export.stage import Artifact
 
     artifact = Artifact(spec=spec, path=path, quantization={"scheme": spec.scheme})
     if calibration is not None and not spec.is_float:
@@ -36,12 +36,12 @@ def _metadata(student: TrainedStudent, spec: ExportSpec) -> dict:
 def _tflite(student: TrainedStudent, artifact, built: dict, calibration) -> None:
     spec = artifact.spec
     if spec.is_float:
-        from export.tflite import export_tflite
+        from edgemod.export.tflite import export_tflite
 
         export_tflite(student.module, student.sample_inputs(), student.input_names, artifact.path)
         artifact.quantization.update({"engine": "litert-torch"})
         return
-    from quantization.tflite import quantize_tflite
+    from edgemod.quantization.tflite import quantize_tflite
 
     details = quantize_tflite(built["tflite_fp32"].path, artifact.path, spec.scheme,
                               calibration if spec.scheme == "int8_static" else None, student.input_names, spec.float_ops)
@@ -51,12 +51,12 @@ def _tflite(student: TrainedStudent, artifact, built: dict, calibration) -> None
 def _onnx(student: TrainedStudent, artifact, built: dict, calibration) -> None:
     spec = artifact.spec
     if spec.is_float:
-        from export.onnx_export import OPSET, export_onnx
+        from edgemod.export.onnx_export import OPSET, export_onnx
 
         export_onnx(student.module, student.sample_inputs(), student.input_names, artifact.path, _metadata(student, spec))
         artifact.quantization.update({"engine": "torch.onnx (dynamo)", "opset": OPSET})
         return
-    from quantization.onnx import quantize_onnx
+    from edgemod.quantization.onnx import quantize_onnx
 
     details = quantize_onnx(built["onnx_fp32"].path, artifact.path, spec.scheme,
                             calibration if spec.scheme == "int8_static" else None, spec.op_types, spec.float_ops,
@@ -65,7 +65,7 @@ def _onnx(student: TrainedStudent, artifact, built: dict, calibration) -> None:
 
 
 def _coreml(student: TrainedStudent, artifact, built: dict, calibration) -> None:
-    from export.coreml import convert_coreml, describe, save_mlpackage
+    from edgemod.export.coreml import convert_coreml, describe, save_mlpackage
 
     spec = artifact.spec
     common = dict(labels=student.labels, multi_label=student.recipe.multi_label, target=spec.minimum_deployment_target,
@@ -75,9 +75,9 @@ def _coreml(student: TrainedStudent, artifact, built: dict, calibration) -> None
         artifact.handle = convert_coreml(student.module, student.sample_inputs(), student.input_names,
                                          precision=spec.scheme, **common)
     elif spec.scheme == "w8a8":
-        from quantization.calibration import rows
-        from quantization.coreml import torch_estimate
-        from export.tflite import torch_sample
+        from edgemod.quantization.calibration import rows
+        from edgemod.quantization.coreml import torch_estimate
+        from edgemod.export.tflite import torch_sample
 
         batches = [torch_sample(row, student.input_names) for row in rows(calibration)][:COREML_W8A8_CALIBRATION_ITEMS]
         artifact.estimate = torch_estimate(student.module, "w8a8", spec.palettize_bits, batches)
@@ -85,7 +85,7 @@ def _coreml(student: TrainedStudent, artifact, built: dict, calibration) -> None
                                          precision="fp16", **common)
         artifact.quantization.update({"weights": "int8 per-channel symmetric", "activations": "int8 (LinearQuantizer)"})
     else:
-        from quantization.coreml import compress_program, torch_estimate
+        from edgemod.quantization.coreml import compress_program, torch_estimate
 
         base = next(a for a in built.values() if a.spec.target == "coreml" and a.spec.is_float)
         artifact.handle = compress_program(base.handle, spec.scheme, spec.palettize_bits)

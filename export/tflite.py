@@ -5,7 +5,7 @@ from pathlib import Path
 
 from edgemod.errors import MissingDependencyError
 from edgemod.fsutil import atomic_path
-from export.op_errors import conversion_error
+from edgemod.export.op_errors import conversion_error
 
 
 def torch_sample(inputs: dict, names: tuple[str, ...]) -> tuple:

@@ -326,7 +326,7 @@ def _state_hint(state: str | None, ready: list[str]) -> str:
 
 def tflite_artifact(export_dir: Path, artifact: str) -> tuple[Path, Path]:
     """The .tflite file and golden JSON of an artifact; benchmark_model runs only LiteRT models."""
-    from mobile_harness.device_pipeline import artifact_record
+    from edgemod.mobile_harness.device_pipeline import artifact_record
 
     record = artifact_record(export_dir, artifact)
     if record["target"] != "tflite":

@@ -58,7 +58,7 @@ def golden(
     Rebuilds every item's inputs with the export folder's own tokenizer / preprocess.json, runs
     the artifact in its runtime and compares inputs, scores and decisions.
     """
-    from mobile_harness.golden_check import check_export
+    from edgemod.mobile_harness.golden_check import check_export
 
     results = check_export(export_dir, artifact, threads)
     _golden_table(results, threads)
@@ -84,7 +84,7 @@ def stream(
     report: ReportOption = None,
 ) -> None:
     """Replay a live feed in real time through the artifact; exit code 1 if it does not keep up."""
-    from mobile_harness.stream import StreamConfig, replay
+    from edgemod.mobile_harness.stream import StreamConfig, replay
 
     config = StreamConfig(rate=rate, seconds=seconds, threads=threads, parallelism=parallelism.value,
                           max_queue=max_queue, drop_policy=drop_policy.value, budget_ms=budget_ms)
@@ -104,7 +104,7 @@ def _echo_plan(steps) -> None:
 
 def _echo_android_plan(export_dir: Path, artifact: str, plan) -> None:
     """--dry-run of an adb command: `plan(model, golden_file)` gives its steps for the artifact's files."""
-    from mobile_harness.android import tflite_artifact
+    from edgemod.mobile_harness.android import tflite_artifact
 
     _echo_plan(plan(*tflite_artifact(export_dir, artifact)))
 
@@ -126,7 +126,7 @@ def android_bench(
     report: ReportOption = None,
 ) -> None:
     """LiteRT's benchmark_model on a phone's CPU over adb (push, run, pull, parse)."""
-    from mobile_harness.android import AndroidDevice, BenchmarkOptions, benchmark
+    from edgemod.mobile_harness.android import AndroidDevice, BenchmarkOptions, benchmark
 
     options = BenchmarkOptions(num_threads=threads, num_runs=runs, warmup_runs=warmup_runs, use_xnnpack=xnnpack,
                                enable_op_profiling=profile)
@@ -150,7 +150,7 @@ def android_golden(
     dry_run: DryRun = False,
 ) -> None:
     """Run the GoldenVectorsTest instrumented test on a phone; exit code 1 if it fails."""
-    from mobile_harness.android import AndroidDevice, golden_test
+    from edgemod.mobile_harness.android import AndroidDevice, golden_test
 
     device = AndroidDevice(serial, adb=adb)
     if dry_run:
@@ -177,7 +177,7 @@ def ios_test(
     dry_run: DryRun = False,
 ) -> None:
     """Compile the .mlpackage and run the EdgemodGoldenTests XCTest on a simulator (macOS + Xcode)."""
-    from mobile_harness import ios
+    from edgemod.mobile_harness import ios
 
     if dry_run:
         destination = f"platform=iOS Simulator,name={simulator or 'iPhone 15'}"

@@ -51,7 +51,7 @@ class ImageEncoder:
     transform: Any = field(repr=False)
 
     def prepare(self, payload: str):
-        from training.vision.images import load_image
+        from edgemod.training.vision.images import load_image
 
         # A camera hands over decoded frames; decoding is the "file" half of the pipeline.
         return load_image(payload, background=tuple(self.config.alpha_background))
@@ -113,7 +113,7 @@ class DevicePipeline:
 
     def decision(self, scores: np.ndarray) -> str | list[str]:
         """The shipped thresholds applied to scores [1, C]: a label, or labels when multi-label."""
-        from training.thresholds import decide
+        from edgemod.runtime.decision import decide
 
         decided = decide(np.asarray(scores).reshape(1, -1), self.labels, self.thresholds)[0]
         if self.thresholds.get("multi_label"):
@@ -152,18 +152,18 @@ def _read_json(path: Path) -> dict:
 def _encoder(export_dir: Path, record: dict) -> Encoder:
     inputs = record["interface"]["inputs"]
     if "input_ids" in inputs:
-        from training.text.tokenizer import WordPieceTokenizer
+        from edgemod.training.text.tokenizer import WordPieceTokenizer
 
         # The artifact's own input length, not the tokenizer default: that is what the model takes.
         return TextEncoder(WordPieceTokenizer.load(export_dir / "tokenizer"), int(inputs["input_ids"]["shape"][-1]))
-    from training.vision.preprocess import PreprocessConfig, eval_transform
+    from edgemod.training.vision.preprocess import PreprocessConfig, eval_transform
 
     config = PreprocessConfig.from_dict(_read_json(export_dir / "preprocess.json"))
     return ImageEncoder(config, eval_transform(config))
 
 
 def _runner(export_dir: Path, record: dict, input_names: tuple[str, ...], threads: int):
-    from export.runners import load_runner
+    from edgemod.export.runners import load_runner
 
     return load_runner(record["target"], export_dir / record["file"], input_names, threads)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemod.errors import EdgemodError
-from mobile_harness.device_pipeline import STAGE, DevicePipeline, artifact_record
+from edgemod.mobile_harness.device_pipeline import STAGE, DevicePipeline, artifact_record
 
 FLOAT_INPUT_TOLERANCE = 1e-5  # resize/normalise in float32 on two machines, not bit-exact
 
@@ -43,7 +43,7 @@ def check_artifact(export_dir: str | Path, artifact_name: str, threads: int = 1,
         (True, False, or None when skipped without any failure).
     """
     from edgemod.manifest import read_manifest
-    from export.runners import coreml_can_predict
+    from edgemod.export.runners import coreml_can_predict
 
     export_dir = Path(export_dir)
     manifest = manifest or read_manifest(export_dir, STAGE)
@@ -64,7 +64,7 @@ def check_artifact(export_dir: str | Path, artifact_name: str, threads: int = 1,
         return {**report, "error": error.message, "hint": error.hint, "passed": False}
     report.update(replay(pipeline, golden))
     if runs_here:
-        from export.golden import check_golden
+        from edgemod.export.golden import check_golden
 
         report["runtime_only"] = check_golden(golden, pipeline.runner)
     report["passed"] = _verdict(report)
@@ -73,7 +73,7 @@ def check_artifact(export_dir: str | Path, artifact_name: str, threads: int = 1,
 
 def replay(pipeline: DevicePipeline, golden: dict) -> dict:
     """Build each item's inputs from its payload; compare inputs, and scores when the model is loaded."""
-    from export.golden import decode_tensor
+    from edgemod.export.golden import decode_tensor
 
     tolerance = golden["tolerance"]["max_abs_score_diff"]
     mismatches, errors, decisions = [], [], []

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgemod.errors import EdgemodError
-from mobile_harness.android import Command
+from edgemod.mobile_harness.android import Command
 
 SCHEME = "EdgemodGolden"
 TEST_CLASS = "EdgemodGoldenTests"
@@ -153,7 +153,7 @@ def ios_plan(export_dir: Path, artifact: str, out_dir: Path, destination: str, p
              workspace: Path | None = None, compute_units: str = "cpuOnly",
              xcrun: str = "xcrun", xcodebuild: str = "xcodebuild") -> tuple[list[Command], dict[str, str]]:
     """Compile the artifact, then run the XCTest against the compiled model and its golden JSON."""
-    from mobile_harness.device_pipeline import artifact_record
+    from edgemod.mobile_harness.device_pipeline import artifact_record
 
     record = artifact_record(export_dir, artifact)
     if record["target"] != "coreml":

@@ -103,7 +103,7 @@ def replay(export_dir: str | Path, artifact: str, config: StreamConfig,
     Args:
         payloads: texts or image paths, cycled; default: the artifact's golden payloads.
     """
-    from mobile_harness.device_pipeline import DevicePipeline
+    from edgemod.mobile_harness.device_pipeline import DevicePipeline
 
     pipeline = DevicePipeline.from_export(export_dir, artifact, threads=_runner_threads(config))
     if payloads is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from export.coreml import coremltools
+from edgemod.export.coreml import coremltools
 
 
 def compress_program(model, scheme: str, bits: int):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgemod.errors import MissingDependencyError
 from edgemod.fsutil import atomic_path
-from quantization.calibration import rows
+from edgemod.quantization.calibration import rows
 
 
 def _ort_quantization():

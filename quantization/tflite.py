@@ -18,8 +18,8 @@ import numpy as np
 
 from edgemod.errors import EdgemodError, MissingDependencyError
 from edgemod.fsutil import atomic_path
-from export.tflite import shorten_tensor_names
-from quantization.calibration import rows
+from edgemod.export.tflite import shorten_tensor_names
+from edgemod.quantization.calibration import rows
 
 # Measured with ai-edge-litert 2.3.0: an int8 HARD_SWISH is not delegated to XNNPACK, so
 # MobileNetV3 split into 20 partitions and ran 3.5x slower than fp32; kept float it is one partition.
@@ -74,7 +74,7 @@ def quantize_tflite(float_model: Path, out: Path, scheme: str, calibration: dict
 
 def smoke_test(path: Path, input_names: tuple[str, ...], calibration: dict | None) -> None:
     """Several int8 failures only show at invoke time: run the model once before trusting it."""
-    from export.runners import TFLiteRunner
+    from edgemod.export.runners import TFLiteRunner
 
     try:
         runner = TFLiteRunner(path, input_names)

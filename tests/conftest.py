@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.teachers.base import register_teacher
+from edgemod.training.teachers.base import register_teacher
 
 PROJECT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("EDGEMOD_CATALOG", str(PROJECT / "datasets.yaml"))
@@ -101,8 +101,8 @@ def tiny_recipe(tiny_recipe_dict):
 def tiny_text_export(root, exports: str):
     """label -> train -> export of the tiny text recipe under `root`, with an `export=[...]` override."""
     from edgemod.recipe import parse_recipe
-    from export import stage
-    from training import label, train
+    from edgemod.export import stage
+    from edgemod.training import label, train
 
     label.run(parse_recipe(tiny_text_recipe()), root / "label")
     train.run(root / "label", root / "train")

@@ -1,5 +1,5 @@
 from edgemod.recipe import parse_recipe
-from training.baselines import tfidf_logreg
+from edgemod.training.baselines import tfidf_logreg
 
 
 def test_tfidf_baseline_chooses_c_on_validation(tiny_recipe_dict):

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from benchmarks import bench, gate
+from edgemod.benchmarks import bench, gate
 from edgemod.cli import main
 from edgemod.manifest import read_manifest, write_manifest
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from edgemod.errors import EdgemodError
-from training.students import build_student
-from training.students.embedding_init import init_embeddings, project, teacher_vectors
+from edgemod.training.students import build_student
+from edgemod.training.students.embedding_init import init_embeddings, project, teacher_vectors
 
 
 def test_teacher_vectors_keep_word_similarity():

@@ -8,10 +8,10 @@ import pytest
 from edgemod.errors import EdgemodError
 from edgemod.manifest import read_manifest, verify_artifacts
 from edgemod.recipe import parse_recipe
-from export import stage
-from export.golden import check_golden, decode_tensor, encode_tensor
-from export.runners import coreml_can_predict, load_runner
-from training import label, train
+from edgemod.export import stage
+from edgemod.export.golden import check_golden, decode_tensor, encode_tensor
+from edgemod.export.runners import coreml_can_predict, load_runner
+from edgemod.training import label, train
 
 TEXT_EXPORTS = [{"target": "tflite", "quant": "int8_dynamic"}, {"target": "tflite", "quant": "int8_weight_only"},
                 {"target": "coreml", "quant": "w8"}, {"target": "coreml", "quant": "palettize", "palettize_bits": 4},
@@ -183,8 +183,8 @@ def test_vision_student_goes_through_every_target(vision_run, tmp_path):
 def test_unsupported_op_is_named_with_its_module():
     import torch
 
-    from export.coreml import convert_coreml
-    from export.tflite import export_tflite
+    from edgemod.export.coreml import convert_coreml
+    from edgemod.export.tflite import export_tflite
 
     class Special(torch.nn.Module):
         def forward(self, x):
@@ -209,14 +209,14 @@ def test_unsupported_op_is_named_with_its_module():
 def test_int8_failure_at_run_time_names_the_op(tmp_path, monkeypatch):
     """Some int8 models convert, then fail inside the runtime (efficientvit's DIV under static int8):
     the smoke test removes the file and names the op and the fix."""
-    from quantization import tflite
+    from edgemod.quantization import tflite
 
     class FailingRunner:
         def __init__(self, *args, **kwargs):
             raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.Node number 62 (DIV) "
                                "failed to invoke.")
 
-    monkeypatch.setattr("export.runners.TFLiteRunner", FailingRunner)
+    monkeypatch.setattr("edgemod.export.runners.TFLiteRunner", FailingRunner)
     model = tmp_path / "model_int8_static.tflite"
     model.write_bytes(b"not really a model")
     with pytest.raises(EdgemodError, match=r"fails at run time in op DIV") as failure:
@@ -240,7 +240,7 @@ def test_tensor_encoding_round_trips():
 
 
 def test_parity_counts_flips_at_the_shipped_thresholds():
-    from benchmarks.parity import parity_report
+    from edgemod.benchmarks.parity import parity_report
 
     thresholds = {"policy": "max_f1", "benign": "ok", "multi_label": False, "per_class": {"bad": {"threshold": 0.5}}}
     reference = np.array([[0.9, 0.1], [0.4, 0.6], [0.7, 0.3], [0.2, 0.8]])
@@ -253,7 +253,7 @@ def test_parity_counts_flips_at_the_shipped_thresholds():
 
 
 def test_noise_tolerance_tells_how_close_decisions_sit_to_the_thresholds():
-    from benchmarks.parity import noise_tolerance
+    from edgemod.benchmarks.parity import noise_tolerance
 
     thresholds = {"policy": "max_f1", "benign": "ok", "multi_label": False, "per_class": {"bad": {"threshold": 0.5}}}
     far = np.array([[0.99, 0.01], [0.01, 0.99]] * 50)

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from edgemod.errors import EdgemodError
-from training import freezing
-from training.students import build_student
+from edgemod.training import freezing
+from edgemod.training.students import build_student
 
 
 def test_frozen_modules_keep_weights_and_statistics_while_the_rest_trains():

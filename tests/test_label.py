@@ -4,7 +4,7 @@ import pytest
 from edgemod.errors import EdgemodError
 from edgemod.manifest import read_manifest
 from edgemod.recipe import parse_recipe
-from training import label
+from edgemod.training import label
 
 
 def test_label_writes_scores_for_every_role(tiny_recipe, tmp_path):

@@ -12,7 +12,7 @@ pytest.importorskip("ray")
 
 from edgemod.catalog import load_split
 from edgemod.recipe import load_recipe
-from training import label
+from edgemod.training import label
 
 CHUNK = 32
 
@@ -94,8 +94,8 @@ def test_more_workers_than_the_cluster_has_cpus_is_an_error(recipe, local_ray, t
 
 def test_an_actor_whose_teacher_differs_from_the_drivers_stops_the_run(recipe, local_ray, tmp_path):
     from edgemod.errors import EdgemodError
-    from training.items import collect_items
-    from training.label_ray import score_with_ray
+    from edgemod.training.items import collect_items
+    from edgemod.training.label_ray import score_with_ray
 
     items = collect_items(recipe)
     with pytest.raises(EdgemodError, match="not the driver's") as raised:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edgemod.errors import EdgemodError
-from training.teachers.mapping import combine, map_scores
+from edgemod.training.teachers.mapping import combine, map_scores
 
 RECIPE = ["normal", "offensive", "hatespeech"]
 

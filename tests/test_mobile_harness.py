@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from edgemod.errors import EdgemodError
-from mobile_harness import android, ios
-from mobile_harness.cli import harness_app
-from mobile_harness.device_pipeline import DevicePipeline
-from mobile_harness.golden_check import check_artifact, compare_inputs
-from mobile_harness.stream import StreamConfig, _BoundedQueue, _Item, replay
+from edgemod.mobile_harness import android, ios
+from edgemod.mobile_harness.cli import harness_app
+from edgemod.mobile_harness.device_pipeline import DevicePipeline
+from edgemod.mobile_harness.golden_check import check_artifact, compare_inputs
+from edgemod.mobile_harness.stream import StreamConfig, _BoundedQueue, _Item, replay
 
 DATA = Path(__file__).parent / "data"
 PACKAGE = Path(__file__).resolve().parent.parent / "mobile_harness"

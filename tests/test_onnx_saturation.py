@@ -6,8 +6,8 @@ import torch
 def test_onnx_int8_runner_does_not_saturate_on_avx2(tmp_path):
     """Without VNNI, onnxruntime's fast u8 x s8 kernels clamp pairwise sums at 32767; the runner
     must select the exact kernels (a no-op on ARM and VNNI CPUs, where this passes either way)."""
-    from export.runners import OnnxRunner
-    from quantization.onnx import quantize_onnx
+    from edgemod.export.runners import OnnxRunner
+    from edgemod.quantization.onnx import quantize_onnx
 
     conv = torch.nn.Conv2d(64, 8, 1, bias=False)
     torch.nn.init.constant_(conv.weight, 0.5)

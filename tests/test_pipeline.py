@@ -48,7 +48,7 @@ def test_run_until_gate_then_rerun_does_nothing(recipe_file, tmp_path):
 
 
 def test_interrupted_run_resumes_at_the_stage_that_stopped(recipe_file, tmp_path, monkeypatch):
-    from benchmarks import bench
+    from edgemod.benchmarks import bench
 
     out = tmp_path / "run"
     real = bench.run

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 
 from edgemod.errors import EdgemodError
-from training.vision import pretrained
+from edgemod.training.vision import pretrained
 
 LITE0 = "imagenet:efficientnet_lite0"
 # ImageNet-1k classes a firearm photo may rightly get: assault rifle, holster, revolver, rifle.
@@ -26,8 +26,8 @@ def test_pretrained_lite0_calls_real_firearm_frames_firearms():
     """Right, not merely shape-compatible: a wrong mapping cannot name ImageNet's gun classes."""
     import torch
 
-    from training.vision.images import load_image
-    from training.vision.preprocess import PreprocessConfig, eval_transform
+    from edgemod.training.vision.images import load_image
+    from edgemod.training.vision.preprocess import PreprocessConfig, eval_transform
 
     model = pretrained.imagenet_model(LITE0)
     transform = eval_transform(PreprocessConfig.from_timm(model))
@@ -41,7 +41,7 @@ def test_pretrained_lite0_calls_real_firearm_frames_firearms():
 def test_student_gets_the_backbone_and_a_new_head():
     import torch
 
-    from training.students import build_student
+    from edgemod.training.students import build_student
 
     student = build_student("efficientnet_lite0", 4)
     provenance = pretrained.load_pretrained(student, LITE0)
@@ -63,7 +63,7 @@ def test_a_shape_mismatch_names_the_tensor():
 
 
 def test_other_architectures_are_refused_with_the_fitting_one():
-    from training.students import build_student
+    from edgemod.training.students import build_student
 
     with pytest.raises(EdgemodError, match="tf_efficientnet_lite0"):
         pretrained.load_pretrained(build_student("test_vision_tiny", 4), LITE0)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bench, gate
+from edgemod.benchmarks import bench, gate
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_file, sha256_tree
 from edgemod.registry import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.report import TITLES, write_report
+from edgemod.benchmarks.report import TITLES, write_report
 
 TEXT_LABELS = ["normal", "offensive", "hatespeech"]
 VISION_LABELS = ["none", "firearm", "knife"]

@@ -4,8 +4,8 @@ import torch
 
 from edgemod.errors import EdgemodError
 from edgemod.recipe import TeacherSpec
-from training.teachers.base import Item, TeacherContext, build_teacher
-from training.teachers.finetune import FinetuneConfig, minilm_base_dir
+from edgemod.training.teachers.base import Item, TeacherContext, build_teacher
+from edgemod.training.teachers.finetune import FinetuneConfig, minilm_base_dir
 
 TEXTS = ["have a lovely day", "you are a complete idiot", "", "a" * 2000]
 
@@ -49,7 +49,7 @@ def test_hf_teacher_errors_name_the_fix(tmp_path, tiny_recipe):
 
 
 def test_finetune_smoke_produces_a_usable_teacher(tiny_recipe, tmp_path):
-    from training.teachers.finetune import run
+    from edgemod.training.teachers.finetune import run
 
     manifest = run(tiny_recipe, tmp_path / "teacher", FinetuneConfig(epochs=1, max_items=24, batch_size=8))
     assert manifest.stage == "teacher" and manifest.metrics["parameters"] > 20_000_000

@@ -17,8 +17,8 @@ from edgemod.errors import EdgemodError, MissingDependencyError
 from edgemod.fsutil import sha256_file, sha256_text
 from edgemod.locales import ensure_locale, locale_loads, locale_scope
 from edgemod.recipe import parse_recipe
-from training.teachers import onnx_teacher, sklearn_teacher, tf_teacher
-from training.teachers.base import Item, Teacher, TeacherContext, build_teacher
+from edgemod.training.teachers import onnx_teacher, sklearn_teacher, tf_teacher
+from edgemod.training.teachers.base import Item, Teacher, TeacherContext, build_teacher
 
 BENIGN = [
     "I hope you have a wonderful day with your family",

@@ -13,8 +13,8 @@ import pytest
 
 from edgemod.catalog import DATA_DIR_ENV
 from edgemod.errors import EdgemodError
-from training.text.normalizer import SPEC_DIR, TextNormalizer, available_normalizers, load_normalizer
-from training.text.tokenizer import SPECIAL_TOKENS, WordPieceTokenizer, train_wordpiece
+from edgemod.training.text.normalizer import SPEC_DIR, TextNormalizer, available_normalizers, load_normalizer
+from edgemod.training.text.tokenizer import SPECIAL_TOKENS, WordPieceTokenizer, train_wordpiece
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get(DATA_DIR_ENV) or ROOT / "../shared/data").resolve() / "text"

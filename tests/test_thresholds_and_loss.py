@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from edgemod.recipe import DistillSpec, ThresholdSpec
-from training.distill import distillation_loss, soften
-from training.thresholds import choose_thresholds, decide, operating_points
+from edgemod.training.distill import distillation_loss, soften
+from edgemod.runtime.decision import decide
+from edgemod.training.thresholds import choose_thresholds, operating_points
 
 LABELS = ["normal", "offensive", "hatespeech"]
 

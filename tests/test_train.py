@@ -5,7 +5,7 @@ import pytest
 
 from edgemod.errors import EdgemodError
 from edgemod.manifest import read_manifest, verify_artifacts
-from training import label, train
+from edgemod.training import label, train
 
 
 @pytest.fixture

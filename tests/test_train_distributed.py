@@ -14,8 +14,8 @@ import pytest
 
 from edgemod.errors import EdgemodError
 from edgemod.manifest import read_manifest
-from training import label, train
-from training.distributed import DistributedContext, GlobalBatches
+from edgemod.training import label, train
+from edgemod.training.distributed import DistributedContext, GlobalBatches
 
 PROJECT = Path(__file__).resolve().parent.parent
 WEAPONS = ["none", "firearm", "knife", "other_weapon"]  # the tiny vision recipe of test_export.py

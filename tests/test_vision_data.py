@@ -13,7 +13,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from edgemod.errors import EdgemodError
-from training.vision import (
+from edgemod.training.vision import (
     AugmentSpec,
     BadImagesWarning,
     ImageDataset,

@@ -35,7 +35,7 @@ def test_pretrained_backbone_fine_tunes_on_real_frames(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from training.vision.pretrained import imagenet_model
+    from edgemod.training.vision.pretrained import imagenet_model
 
     teacher = tmp_path / "lite0"
     assert main(["teacher", "train", "recipes/vision-weapons.yaml", "--arch", "efficientnet_lite0",

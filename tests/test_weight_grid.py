@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from edgemod.errors import EdgemodError
-from training import weight_grid
+from edgemod.training import weight_grid
 
 
 def _convnet():

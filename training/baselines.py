@@ -8,7 +8,7 @@ import numpy as np
 
 from edgemod.catalog import load_split
 from edgemod.recipe import Recipe
-from training.metrics import classification_report
+from edgemod.training.metrics import classification_report
 
 
 def tfidf_logreg(recipe: Recipe, cs: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0), seed: int = 0) -> dict:

@@ -44,7 +44,7 @@ class TextInputs:
     bad_rows: list[int] = []
 
     def __init__(self, recipe: Recipe, table):
-        from training.text.tokenizer import train_wordpiece
+        from edgemod.training.text.tokenizer import train_wordpiece
 
         corpus = table[table["role"].isin(("train", "transfer"))]["text"].tolist()
         self.tokenizer = train_wordpiece(corpus, vocab_size=recipe.student.vocab_size,
@@ -60,12 +60,12 @@ class TextInputs:
     eval_dataset = train_dataset
 
     def build_model(self, recipe: Recipe):
-        from training.students import build_student
+        from edgemod.training.students import build_student
 
         model = build_student(recipe.student.arch, len(recipe.labels), vocab_size=self.tokenizer.vocab_size,
                               max_length=recipe.student.max_length, **recipe.student.options)
         if recipe.student.init_embeddings_from:
-            from training.students.embedding_init import init_embeddings
+            from edgemod.training.students.embedding_init import init_embeddings
 
             init_embeddings(model, self.tokenizer.vocab, recipe.student.init_embeddings_from, recipe.distill.seed)
         return model
@@ -86,8 +86,8 @@ class ImageInputs:
     payload = "path"
 
     def __init__(self, recipe: Recipe, table):
-        from training.students.vision import timm_arch
-        from training.vision.preprocess import PreprocessConfig
+        from edgemod.training.students.vision import timm_arch
+        from edgemod.training.vision.preprocess import PreprocessConfig
 
         self.recipe = recipe
         self.preprocess = PreprocessConfig.from_timm(timm_arch(recipe.student.arch), recipe.student.image_size)
@@ -95,7 +95,7 @@ class ImageInputs:
         self._check_images(table)
 
     def _check_images(self, table) -> None:
-        from training.vision.images import scan_images
+        from edgemod.training.vision.images import scan_images
 
         report = scan_images(self.paths)
         kept = set(report.raise_or_skip(self.recipe.data.on_bad_image))
@@ -105,24 +105,24 @@ class ImageInputs:
         return [self.paths[i] for i in rows]
 
     def _dataset(self, split: Split, transform):
-        from training.vision.images import ImageDataset
+        from edgemod.training.vision.images import ImageDataset
 
         return _ZipDataset(ImageDataset(split.inputs, transform), _tensor_dataset(split.soft, split.gold))
 
     def train_dataset(self, split: Split):
-        from training.vision.augment import train_transform
+        from edgemod.training.vision.augment import train_transform
 
         return self._dataset(split, train_transform(self.preprocess, self.recipe.student.augment))
 
     def eval_dataset(self, split: Split):
-        from training.vision.preprocess import eval_transform
+        from edgemod.training.vision.preprocess import eval_transform
 
         return self._dataset(split, eval_transform(self.preprocess))
 
     def build_model(self, recipe: Recipe):
         """A registered image student, or any timm architecture (large teachers trained here)."""
-        from training.students import build_student
-        from training.students.vision import create_timm_student, is_image_student
+        from edgemod.training.students import build_student
+        from edgemod.training.students.vision import create_timm_student, is_image_student
 
         student = recipe.student
         if is_image_student(student.arch):
@@ -131,7 +131,7 @@ class ImageInputs:
             model = create_timm_student(student.arch, len(recipe.labels), image_size=student.image_size,
                                         **student.options)
         if student.pretrained:
-            from training.vision.pretrained import PROVENANCE_ATTR, load_pretrained
+            from edgemod.training.vision.pretrained import PROVENANCE_ATTR, load_pretrained
 
             setattr(model, PROVENANCE_ATTR, load_pretrained(model, student.pretrained))
         return model

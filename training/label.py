@@ -18,9 +18,9 @@ from edgemod.errors import EdgemodError
 from edgemod.fsutil import atomic_path, sha256_text
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, write_manifest
 from edgemod.recipe import Recipe
-from training.items import collect_items, dataset_inputs
-from training.teachers.base import Item, TeacherContext, build_teacher, teacher_name
-from training.teachers.mapping import combine, map_scores
+from edgemod.training.items import collect_items, dataset_inputs
+from edgemod.training.teachers.base import Item, TeacherContext, build_teacher, teacher_name
+from edgemod.training.teachers.mapping import combine, map_scores
 
 log = logging.getLogger(__name__)
 STAGE = "label"
@@ -58,7 +58,7 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
     for spec, name, teacher in zip(recipe.teachers, names, teachers):
         shard_dir = out / "shards" / f"{name}-{sha256_text(teacher.identity())[:12]}"
         if engine == "ray":
-            from training.label_ray import score_with_ray
+            from edgemod.training.label_ray import score_with_ray
 
             scored[name] = score_with_ray(spec, recipe, name, items, shard_dir, chunk_size, workers,
                                           console, cache_dir=context.cache_dir,

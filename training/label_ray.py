@@ -21,7 +21,7 @@ import numpy as np
 
 from edgemod.errors import EdgemodError, MissingDependencyError
 from edgemod.recipe import Recipe, TeacherSpec
-from training.label import _items, plan_chunks, progress_bar, store_chunk
+from edgemod.training.label import _items, plan_chunks, progress_bar, store_chunk
 
 log = logging.getLogger(__name__)
 API_KINDS = {"openai", "anthropic", "hive"}
@@ -117,7 +117,7 @@ class _Scorer:
 
 def _build_checked(spec: dict, recipe: dict, cache_dir: str | None, workers: int, identity: str | None):
     from edgemod.recipe import parse_recipe
-    from training.teachers.base import TeacherContext
+    from edgemod.training.teachers.base import TeacherContext
 
     context = TeacherContext(recipe=parse_recipe(recipe),
                              cache_dir=Path(cache_dir) if cache_dir else Path(".cache/edgemod"))
@@ -131,7 +131,7 @@ def _build_checked(spec: dict, recipe: dict, cache_dir: str | None, workers: int
 
 def _build_per_actor(spec: TeacherSpec, context, workers: int):
     """The teacher, with an API teacher's rate split across the actors (identity unchanged)."""
-    from training.teachers.base import build_teacher
+    from edgemod.training.teachers.base import build_teacher
 
     teacher = build_teacher(spec, context)
     rate = getattr(getattr(teacher, "options", None), "requests_per_second", None)

@@ -1,8 +1,4 @@
-"""Per-class operating points chosen on validation, and the decision rule that uses them.
-
-Single-label rule: a non-benign class fires when its score reaches its threshold; the decision is
-the firing class with the highest score, else the benign class. Multi-label: each class on its own.
-"""
+"""Per-class operating points chosen on validation (the rule that applies them: edgemod.runtime.decision)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -49,18 +45,6 @@ def choose_thresholds(probs: np.ndarray, gold: np.ndarray, labels: Sequence[str]
             per_class[label]["rule"] = rule.model_dump(exclude_none=True)
     return {"policy": spec.policy, "target_precision": spec.precision, "target_recall": spec.recall,
             "benign": benign, "multi_label": multi_label, "per_class": per_class}
-
-
-def decide(probs: np.ndarray, labels: Sequence[str], thresholds: dict) -> np.ndarray:
-    """Class indices (single-label) or a 0/1 matrix (multi-label) at the shipped thresholds."""
-    cuts = np.array([thresholds["per_class"].get(l, {}).get("threshold", np.inf) for l in labels])
-    if thresholds["multi_label"]:
-        return (probs >= cuts).astype(np.int64)
-    if thresholds["policy"] == "argmax" or not thresholds["per_class"]:
-        return probs.argmax(axis=1)
-    firing = np.where(probs >= cuts, probs, -np.inf)
-    benign = labels.index(thresholds["benign"])
-    return np.where(np.isfinite(firing).any(axis=1), firing.argmax(axis=1), benign)
 
 
 def operating_points(probs: np.ndarray, gold: np.ndarray, labels: Sequence[str], thresholds: dict) -> dict:

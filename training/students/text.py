@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from training.students.registry import register_student
+from edgemod.training.students.registry import register_student
 
 
 def _torch():

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgemod.errors import EdgemodError, MissingDependencyError
-from training.students.registry import STUDENTS, register_student
+from edgemod.training.students.registry import STUDENTS, register_student
 
 TASK = "image-classification"
 BUILD_OPTIONS_ATTR = "edgemod_build_options"
@@ -110,7 +110,7 @@ def student_preprocess(model, image_size: int | None = None):
 
     `image_size` overrides the size the model was built for, which overrides timm's default.
     """
-    from training.vision.preprocess import PreprocessConfig
+    from edgemod.training.vision.preprocess import PreprocessConfig
 
     built = getattr(model, BUILD_OPTIONS_ATTR, {}).get("image_size")
     return PreprocessConfig.from_timm(model, image_size=image_size or built)

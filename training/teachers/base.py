@@ -65,7 +65,7 @@ def register_teacher(kind: str) -> Callable[[TeacherFactory], TeacherFactory]:
 
 
 def build_teacher(spec: TeacherSpec, context: TeacherContext) -> Teacher:
-    from training import teachers as _registered  # noqa: F401  (fills TEACHERS)
+    from edgemod.training import teachers as _registered  # noqa: F401  (fills TEACHERS)
 
     if spec.kind not in TEACHERS:
         raise unknown_choice("teacher kind", spec.kind, TEACHERS)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgemod.errors import EdgemodError, did_you_mean, unknown_choice, validation_lines
 from edgemod.recipe import TeacherSpec
-from training.teachers.base import Item
+from edgemod.training.teachers.base import Item
 
 # Probabilities a hair outside [0, 1] are float rounding (float32 softmax, ZipMap casts), not a bug.
 

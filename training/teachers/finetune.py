@@ -66,7 +66,7 @@ def run(recipe: Recipe, out: Path, config: FinetuneConfig) -> Manifest:
     from rich.progress import Progress
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from training.metrics import classification_report
+    from edgemod.training.metrics import classification_report
 
     if recipe.task != "text-classification":
         raise EdgemodError("teacher finetune builds text teachers", "use `edgemod teacher train` for images")
@@ -127,7 +127,7 @@ def _save(recipe, out, config, model, tokenizer, valid, test, history, seconds) 
     import shutil
     import tempfile
 
-    from training.metrics import classification_report
+    from edgemod.training.metrics import classification_report
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import numpy as np
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_file
 from edgemod.recipe import TeacherSpec
-from training.teachers.base import Item, TeacherContext, register_teacher
+from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
 
 
 class HFTeacher:

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edgemod.errors import EdgemodError, MissingDependencyError, did_you_mean
 from edgemod.fsutil import sha256_text
 from edgemod.recipe import TeacherSpec
-from training.teachers.base import Item, TeacherContext, register_teacher
-from training.teachers.http_cache import ScoreCache
+from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
+from edgemod.training.teachers.http_cache import ScoreCache
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from edgemod.errors import EdgemodError, MissingDependencyError, did_you_mean
 from edgemod.fsutil import sha256_file, sha256_tree
 from edgemod.locales import locale_scope
 from edgemod.recipe import TeacherSpec
-from training.teachers.base import Item, TeacherContext, register_teacher
-from training.teachers.common import (
+from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
+from edgemod.training.teachers.common import (
     model_file,
     preset_name,
     TeacherOptions,

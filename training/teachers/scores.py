@@ -27,8 +27,8 @@ from pydantic import Field
 from edgemod.errors import EdgemodError, did_you_mean
 from edgemod.fsutil import sha256_file, sha256_text
 from edgemod.recipe import TeacherSpec
-from training.teachers.base import Item, TeacherContext, register_teacher
-from training.teachers.common import (
+from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
+from edgemod.training.teachers.common import (
     TeacherOptions,
     identity_string,
     parse_options,

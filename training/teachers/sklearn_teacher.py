@@ -26,9 +26,9 @@ from pydantic import Field
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_file
 from edgemod.recipe import TeacherSpec
-from training.teachers.base import Item, TeacherContext, register_teacher
-from training.teachers.onnx_teacher import package_file
-from training.teachers.common import (
+from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
+from edgemod.training.teachers.onnx_teacher import package_file
+from edgemod.training.teachers.common import (
     model_file,
     preset_name,
     TeacherOptions,

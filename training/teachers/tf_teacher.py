@@ -31,9 +31,9 @@ from pydantic import Field
 from edgemod.errors import EdgemodError, MissingDependencyError, did_you_mean
 from edgemod.fsutil import sha256_tree
 from edgemod.recipe import TeacherSpec
-from training.teachers.base import Item, TeacherContext, register_teacher
-from training.teachers.onnx_teacher import TOKEN_INPUTS, load_tokenizer
-from training.teachers.common import (
+from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
+from edgemod.training.teachers.onnx_teacher import TOKEN_INPUTS, load_tokenizer
+from edgemod.training.teachers.common import (
     TeacherOptions,
     score_in_batches,
     check_width,

@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_file
 from edgemod.recipe import TeacherSpec
-from training.teachers.base import Item, TeacherContext, register_teacher
-from training.teachers.common import (
+from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
+from edgemod.training.teachers.common import (
     batches,
     check_width,
     checked_probabilities,
@@ -54,9 +54,9 @@ class TimmTeacher:
     def __init__(self, folder: Path, options: TimmOptions):
         import torch
 
-        from training.students.vision import count_parameters
-        from training.vision.checkpoint import WEIGHTS, load_image_checkpoint
-        from training.vision.preprocess import PreprocessConfig, eval_transform
+        from edgemod.training.students.vision import count_parameters
+        from edgemod.training.vision.checkpoint import WEIGHTS, load_image_checkpoint
+        from edgemod.training.vision.preprocess import PreprocessConfig, eval_transform
 
         self.folder = folder
         self.options = options
@@ -95,7 +95,7 @@ class TimmTeacher:
         """The pre-processed float tensor [n, 3, H, W] for these items' image files."""
         import torch
 
-        from training.vision.images import load_image
+        from edgemod.training.vision.images import load_image
 
         background = tuple(self.preprocess.alpha_background)
 

@@ -15,7 +15,7 @@ import numpy as np
 from edgemod.errors import EdgemodError
 from edgemod.manifest import Manifest, file_ref, inputs_key, write_manifest
 from edgemod.recipe import Recipe, parse_recipe
-from training.items import collect_items, dataset_inputs
+from edgemod.training.items import collect_items, dataset_inputs
 
 
 def teacher_recipe(recipe: Recipe, arch: str, image_size: int | None, epochs: int | None,
@@ -43,10 +43,10 @@ def run(recipe: Recipe, out: Path, arch: str, image_size: int | None = None, epo
     """
     import torch
 
-    from training import train
-    from training.metrics import classification_report
-    from training.vision.checkpoint import save_image_checkpoint
-    from training.vision.pretrained import PROVENANCE_ATTR
+    from edgemod.training import train
+    from edgemod.training.metrics import classification_report
+    from edgemod.training.vision.checkpoint import save_image_checkpoint
+    from edgemod.training.vision.pretrained import PROVENANCE_ATTR
 
     if recipe.task != "image-classification":
         raise EdgemodError("`edgemod teacher train` builds image teachers",

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgemod.errors import EdgemodError, MissingDependencyError
 from edgemod.fsutil import atomic_path, sha256_file, write_json_atomic, write_text_atomic
-from training.text.normalizer import DEFAULT_NORMALIZER, TextNormalizer, load_normalizer
+from edgemod.training.text.normalizer import DEFAULT_NORMALIZER, TextNormalizer, load_normalizer
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")  # ids 0, 1, 2, 3 in every vocabulary
 PAD_ID, UNK_ID, CLS_ID, SEP_ID = range(4)

@@ -1,5 +1,5 @@
 """Vision data for students: pre-processing contract, image decoding, augmentation, balancing."""
-from training.vision.augment import (
+from edgemod.training.vision.augment import (
     AugmentSpec,
     ColorJitterSpec,
     JpegSpec,
@@ -8,7 +8,7 @@ from training.vision.augment import (
     class_weights,
     train_transform,
 )
-from training.vision.images import (
+from edgemod.training.vision.images import (
     BadImage,
     BadImagesWarning,
     ImageDataset,
@@ -19,7 +19,7 @@ from training.vision.images import (
     scan_images,
     to_rgb,
 )
-from training.vision.preprocess import NEUTRAL_BACKGROUND, PreprocessConfig, eval_transform
+from edgemod.training.vision.preprocess import NEUTRAL_BACKGROUND, PreprocessConfig, eval_transform
 
 __all__ = [
     "NEUTRAL_BACKGROUND",

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgemod.errors import EdgemodError
 from edgemod.recipe import AugmentSpec, ColorJitterSpec, JpegSpec  # noqa: F401  (re-exported)
-from training.vision.preprocess import PreprocessConfig, eval_transform, interpolation_mode, tensor_and_normalise
+from edgemod.training.vision.preprocess import PreprocessConfig, eval_transform, interpolation_mode, tensor_and_normalise
 
 
 class RandomJpeg:

@@ -24,7 +24,7 @@ from edgemod.errors import EdgemodError, did_you_mean
 from edgemod.fsutil import sha256_file
 
 if TYPE_CHECKING:
-    from training.vision.preprocess import PreprocessConfig
+    from edgemod.training.vision.preprocess import PreprocessConfig
 
 FORMAT = "edgemod.image-checkpoint"
 FORMAT_VERSION = 1
@@ -54,7 +54,7 @@ def save_image_checkpoint(folder: str | Path, model, arch: str, labels: list[str
     Returns:
         The checkpoint folder.
     """
-    from training.students.vision import BUILD_OPTIONS_ATTR, REPARAMETERIZED_ATTR, timm_arch
+    from edgemod.training.students.vision import BUILD_OPTIONS_ATTR, REPARAMETERIZED_ATTR, timm_arch
 
     target = Path(folder)
     _check_replaceable(target)
@@ -102,7 +102,7 @@ def _check_arch(arch: str) -> None:
     """Refuse to write a checkpoint that `load_image_checkpoint` could not rebuild."""
     import timm
 
-    from training.students.vision import is_image_student
+    from edgemod.training.students.vision import is_image_student
 
     if not (is_image_student(arch) or timm.is_model(arch)):
         raise EdgemodError(f"cannot save a checkpoint for arch '{arch}': it is neither an image student "
@@ -208,8 +208,8 @@ def read_image_config(folder: str | Path) -> dict:
 def _build(config: dict, root: Path):
     import timm
 
-    from training.students import STUDENTS, build_student
-    from training.students.vision import create_timm_student, is_image_student, reparameterize
+    from edgemod.training.students import STUDENTS, build_student
+    from edgemod.training.students.vision import create_timm_student, is_image_student, reparameterize
 
     arch, options = config["arch"], dict(config.get("build_options") or {})
     if is_image_student(arch):

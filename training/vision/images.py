@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from torch.utils.data import Dataset  # a base class cannot be imported lazily; PIL and numpy are
 
 from edgemod.errors import EdgemodError
-from training.vision.preprocess import NEUTRAL_BACKGROUND
+from edgemod.training.vision.preprocess import NEUTRAL_BACKGROUND
 
 OnBadImage = Literal["error", "skip"]
 
