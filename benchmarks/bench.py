@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemod.benchmarks.latency import interleaved
-from edgemod.errors import EdgemodError
+from edgemod.console import say
+from edgemod.export.student import TestSet, TrainedStudent, load_trained_student, torch_scores
 from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
 from edgemod.manifest import _sha256_of as sha256_of
-from edgemod.export.runners import TorchRunner, coreml_can_predict, load_runner, run_all
-from edgemod.export.student import TestSet, TrainedStudent, load_trained_student, torch_scores
-from edgemod.training.metrics import classification_report
 from edgemod.runtime.decision import decide
+from edgemod.runtime.latency import interleaved
+from edgemod.runtime.runners import TorchRunner, coreml_can_predict, load_runner, run_all
+from edgemod.training.metrics import classification_report
 
 STAGE = "bench"
 FORMAT_VERSION = 2
@@ -40,7 +40,7 @@ def run(upstream: Path, out: Path, console=None, quick: bool = False) -> Manifes
     key = inputs_key(export.recipe_sha256, used, extra={"format": FORMAT_VERSION, "quick": quick,
                                                          "integrity": integrity_of(upstream, export)})
     if (done := finished_run(out, STAGE, key)) is not None:
-        _say(console, f"[green]bench {out}: nothing to do, the export is unchanged[/]")
+        say(console, f"[green]bench {out}: nothing to do, the export is unchanged[/]")
         return done
     started = time.perf_counter()
     student = load_trained_student(upstream, stage="export")  # the export folder carries the fp32 reference
@@ -52,14 +52,14 @@ def run(upstream: Path, out: Path, console=None, quick: bool = False) -> Manifes
     results = {"integrity": integrity, "artifacts": {}, "reference": _reference(student, test, scores)}
     for name, record in export.details["artifacts"].items():
         results["artifacts"][name] = _artifact_result(student, name, record, upstream, test, scores, integrity[name])
-    _say(console, "latency: 2 passes x 1 and 2 threads, interleaved with torch eager")
+    say(console, "latency: 2 passes x 1 and 2 threads, interleaved with torch eager")
     latency, samples = _latency(student, upstream, runnable, test, quick)
     results["latency"] = latency
     for name in runnable:
         results["artifacts"][name].update(_cold_start_and_memory(student, upstream, runnable[name], test))
     results["slices"] = _slices(student, test, scores)
     if student.is_text:
-        _say(console, "robustness on obfuscated test texts")
+        say(console, "robustness on obfuscated test texts")
         results["robustness"] = _robustness(student, upstream, runnable, test)
     results["seconds"] = round(time.perf_counter() - started, 1)
     return _finish(export, student, used, key, results, scores, samples, test, out, console)
@@ -80,9 +80,9 @@ def integrity_of(export_dir: Path, export: Manifest) -> dict[str, str]:
 
 def _scores(student: TrainedStudent, export_dir: Path, runnable: dict, test: TestSet, console) -> dict[str, np.ndarray]:
     scores = {"fp32_student": test.reference,
-              "teacher": test.table[[f"p:{l}" for l in student.labels]].to_numpy(dtype=np.float32)}
+              "teacher": test.table[[f"p:{name}" for name in student.labels]].to_numpy(dtype=np.float32)}
     for name, record in runnable.items():
-        _say(console, f"scoring {name} on {len(test.gold)} test items")
+        say(console, f"scoring {name} on {len(test.gold)} test items")
         runner = load_runner(record["target"], export_dir / record["file"], student.input_names)
         scores[name] = run_all(runner, test.inputs)
     return scores
@@ -258,8 +258,3 @@ def _print(console, results: dict) -> None:
                       str(lat.get("1_thread", {}).get("p50_pass_spread", "-")), str(art.get("cold_start_ms", "-")),
                       str(art.get("memory", {}).get("peak_rss_mb", "-")))
     console.print(table)
-
-
-def _say(console, message: str) -> None:
-    if console is not None:
-        console.print(message)

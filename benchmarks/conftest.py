@@ -24,7 +24,7 @@ def _export_dir(config) -> Path:
 def pytest_generate_tests(metafunc):
     if "artifact" in metafunc.fixturenames:
         from edgemod.manifest import read_manifest
-        from edgemod.export.runners import coreml_can_predict
+        from edgemod.runtime.runners import coreml_can_predict
 
         export = read_manifest(_export_dir(metafunc.config), "export")
         names = [n for n, a in export.details["artifacts"].items() if a["target"] != "coreml" or coreml_can_predict()]
@@ -44,7 +44,7 @@ def one_item(export_dir):
     import json
 
     from edgemod.manifest import read_manifest
-    from edgemod.export.golden import decode_tensor
+    from edgemod.runtime.golden import decode_tensor
 
     export = read_manifest(export_dir, "export")
     first = next(iter(export.details["artifacts"].values()))

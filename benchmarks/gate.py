@@ -15,7 +15,7 @@ from pathlib import Path
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import write_json_atomic, write_text_atomic
 from edgemod.manifest import Manifest, file_ref, read_manifest, write_manifest
-from edgemod.recipe import Recipe, apply_overrides, parse_recipe
+from edgemod.recipe import Recipe, apply_overrides, override_section, parse_recipe
 
 STAGE = "gate"
 LATENCY_KEY = re.compile(r"^(?P<subject>.+)_(?P<stat>p50|p90|p99)_(?P<threads>\d+)threads?$")
@@ -59,7 +59,7 @@ def _recipe(bench: Manifest, recipe_path: Path | None, overrides: list[str]) -> 
 
         recipe = recipe.model_copy(update={"budgets": load_recipe(recipe_path).budgets})
     for override in overrides:
-        if not override.split("=", 1)[0].strip().startswith("budgets"):
+        if override_section(override) != "budgets":
             raise EdgemodError(f"override '{override}' is not a budget", "the gate only takes budgets.* overrides")
     return parse_recipe(apply_overrides(recipe.model_dump(mode="json"), overrides), "recipe with overrides")
 
@@ -163,7 +163,8 @@ def _accuracy_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[C
         for name in _quantized(results, shipped):
             artifact = results["artifacts"][name]
             value = _macro(results, name, "macro_auroc")
-            drop = round(reference - value, 6) if value is not None else (artifact.get("export_parity") or {}).get("macro_auroc_drop")
+            parity_drop = (artifact.get("export_parity") or {}).get("macro_auroc_drop")
+            drop = round(reference - value, 6) if value is not None else parity_drop
             checks.append(Check("macro-AUROC drop vs fp32", name, drop, budget.max_auc_drop_int8,
                                 drop is not None and drop <= budget.max_auc_drop_int8,
                                 "" if value is not None else artifact.get("parity_mode", "")))

@@ -4,19 +4,28 @@ confusion matrices, calibration, parity and slices.
 Plots are PNGs embedded as base64 and the CSS is inline, so the page can travel with a published
 artifact or a review comment and open offline; nothing on it loads from the network or runs script.
 Every number comes from the bench folder: an artifact that was not measured shows why, never a guess.
+This module writes the HTML; `report_metrics` reads and computes the numbers, `plots` draws the figures.
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgemod.benchmarks.plots import calibration_plot, confusion_plot, latency_plot, pr_plot
+from edgemod.benchmarks.report_metrics import (
+    BenchRun,
+    decisions,
+    gold,
+    load_run,
+    multilabel_counts,
+    p50,
+    quantized_measured,
+    scored,
+    worst_group,
+)
 from edgemod.fsutil import write_text_atomic
 
 EAGER = "torch_eager_fp32"  # the latency row bench measures for the fp32 student
@@ -44,39 +53,12 @@ tr.failed td{background:#ffebe9} tr.passed td:first-child{color:#1a7f37} tr.fail
 tr.unmeasured td{background:#fff8c5} tr.broken td{background:#ffebe9} tr.ref td{background:#f6f8fa}
 tr.ungated td{color:#8c959f} td.worst{background:#ffcecb !important;font-weight:600}
 .tables{display:flex;flex-wrap:wrap;gap:0 24px} .tables table{font-size:12px}
-.tables td,.tables th{padding:3px 6px} .tables th{max-width:62px} .nowrap{white-space:nowrap} img{max-width:100%;height:auto;display:block;margin:6px 0}
+.tables td,.tables th{padding:3px 6px} .tables th{max-width:62px} .nowrap{white-space:nowrap} \
+img{max-width:100%;height:auto;display:block;margin:6px 0}
 code{font-size:12px;background:#f6f8fa;padding:1px 4px;border-radius:4px}
 """
 
 
-@dataclass
-class _Run:
-    """Everything the page reads from one bench folder."""
-
-    manifest: dict
-    bench: dict
-    scores: Any  # pandas.DataFrame, or None when scores.parquet is absent
-    samples: dict
-
-    @property
-    def recipe(self) -> dict:
-        return self.manifest.get("recipe", {})
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.manifest.get("details", {}).get("labels") or self.recipe.get("labels", []))
-
-    @property
-    def thresholds(self) -> dict:
-        return self.manifest.get("details", {}).get("thresholds", {})
-
-    @property
-    def multi_label(self) -> bool:
-        return bool(self.thresholds.get("multi_label", self.recipe.get("multi_label", False)))
-
-    @property
-    def artifacts(self) -> dict:
-        return self.bench.get("artifacts", {})
 
 
 def write_report(bench_dir: Path, gate: dict | None, out: Path, pipeline: dict | None = None) -> Path:
@@ -93,34 +75,15 @@ def write_report(bench_dir: Path, gate: dict | None, out: Path, pipeline: dict |
     Returns:
         `out`.
     """
-    run = _load(Path(bench_dir))
+    run = load_run(Path(bench_dir))
     write_text_atomic(out, _page(run, gate, pipeline))
     return Path(out)
 
 
-def _load(bench_dir: Path) -> _Run:
-    manifest_path = bench_dir / "manifest.json"
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"{manifest_path} not found: pass a folder written by `edgemod bench`")
-    manifest = json.loads(manifest_path.read_text())
-    bench_path = bench_dir / "bench.json"
-    bench = json.loads(bench_path.read_text()) if bench_path.exists() else manifest.get("metrics", {})
-    samples_path = bench_dir / "latency_samples.json"
-    samples = json.loads(samples_path.read_text()) if samples_path.exists() else {}
-    return _Run(manifest, bench, _read_scores(bench_dir / "scores.parquet"), samples)
-
-
-def _read_scores(path: Path):
-    if not path.exists():
-        return None
-    import pandas as pd
-
-    return pd.read_parquet(path)
-
 
 # ---------------------------------------------------------------- page and small HTML helpers
 
-def _page(run: _Run, gate: dict | None, pipeline: dict | None = None) -> str:
+def _page(run: BenchRun, gate: dict | None, pipeline: dict | None = None) -> str:
     sections = [_header(run, gate), _gate_section(gate), _run_section(pipeline), _headline_section(run),
                 _latency_section(run),
                 _pr_section(run), _confusion_section(run), _calibration_section(run), _parity_section(run),
@@ -184,36 +147,13 @@ def _note(text: str) -> str:
     return f'<p class="note">{_e(text)}</p>'
 
 
-def _png(fig, alt: str) -> str:
-    """The figure as an inline PNG <img>; Agg canvas so no display or pyplot state is involved."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
-
-
-def _figure(n_panels: int, width: float = 4.3, height: float = 3.6, max_cols: int = 3):
-    from matplotlib.figure import Figure
-
-    cols = max(1, min(max_cols, n_panels))
-    rows = -(-n_panels // cols)
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
-    return fig, axes[:n_panels]
-
-
 # ---------------------------------------------------------------- header and gate
 
 def _verdict_word(gate: dict | None) -> str:
     return "not gated" if not gate else str(gate.get("verdict", "unknown")).upper()
 
 
-def _header(run: _Run, gate: dict | None) -> str:
+def _header(run: BenchRun, gate: dict | None) -> str:
     recipe, name = run.recipe, run.recipe.get("name", run.manifest.get("name", "bench"))
     commit = str(run.manifest.get("git_commit") or DASH)
     meta = [("task", recipe.get("task", DASH) + (" (multi-label)" if run.multi_label else "")),
@@ -227,13 +167,13 @@ def _header(run: _Run, gate: dict | None) -> str:
             f'<p class="small">tools: {_e(tools or DASH)}</p>\n</header>')
 
 
-def _labels_text(run: _Run) -> str:
+def _labels_text(run: BenchRun) -> str:
     benign = run.thresholds.get("benign")
-    return ", ".join(f"{l} (benign)" if l == benign else l for l in run.labels)
+    return ", ".join(f"{label} (benign)" if label == benign else label for label in run.labels)
 
 
 def _thresholds_text(thresholds: dict) -> str:
-    cuts = ", ".join(f"{l} \u2265 {v['threshold']:.4g}" for l, v in thresholds.get("per_class", {}).items())
+    cuts = ", ".join(f"{label} \u2265 {v['threshold']:.4g}" for label, v in thresholds.get("per_class", {}).items())
     return f"policy {thresholds.get('policy', DASH)}" + (f"; {cuts}" if cuts else "; argmax")
 
 
@@ -257,7 +197,8 @@ def _gate_section(gate: dict | None) -> str:
     verdict = str(gate.get("verdict", "unknown")).lower()
     summary = f"{failed} of {len(checks)} checks failed" if failed else f"all {len(checks)} checks passed"
     baseline = f" (baseline: {gate['baseline']})" if gate.get("baseline") else ""
-    banner = f'<div class="banner {"pass" if verdict == "pass" else "fail"}">{_e(verdict.upper())} \u2014 {_e(summary + baseline)}</div>'
+    banner_class = "pass" if verdict == "pass" else "fail"
+    banner = f'<div class="banner {banner_class}">{_e(verdict.upper())} \u2014 {_e(summary + baseline)}</div>'
     return _section("gate", banner + "\n" + _checks_table(checks))
 
 
@@ -278,7 +219,7 @@ def _plain(value: Any) -> Any:
 
 # ---------------------------------------------------------------- headline
 
-def _headline_section(run: _Run) -> str:
+def _headline_section(run: BenchRun) -> str:
     ref = run.bench.get("reference", {})
     rows = [("ref", _reference_row(run, "fp32_student", ref.get("fp32_student", {}), EAGER)),
             ("ref", _reference_row(run, "teacher", ref.get("teacher", {}), None))]
@@ -291,19 +232,15 @@ def _headline_section(run: _Run) -> str:
     return _section("headline", _table(headers, rows), _e(intro))
 
 
-def _p50(run: _Run, name: str | None, threads: str) -> float | None:
-    return run.bench.get("latency", {}).get(name or "", {}).get(threads, {}).get("p50_ms")
-
-
-def _reference_row(run: _Run, name: str, ref: dict, latency_name: str | None) -> str:
+def _reference_row(run: BenchRun, name: str, ref: dict, latency_name: str | None) -> str:
     acc = ref.get("accuracy_at_thresholds", {})
     flips = "reference" if name == "fp32_student" else DASH
     return (f"<td>{_e(name)}</td>{_cell(None)}{_cell(acc.get('macro_f1'))}{_cell(acc.get('macro_auroc'))}"
-            f'<td class="num">{flips}</td>{_cell(_p50(run, latency_name, "1_thread"), 3)}'
-            f"{_cell(_p50(run, latency_name, '2_thread'), 3)}{_cell(None)}{_cell(None)}")
+            f'<td class="num">{flips}</td>{_cell(p50(run, latency_name, "1_thread"), 3)}'
+            f"{_cell(p50(run, latency_name, '2_thread'), 3)}{_cell(None)}{_cell(None)}")
 
 
-def _artifact_headline(run: _Run, name: str, art: dict) -> tuple[str, str]:
+def _artifact_headline(run: BenchRun, name: str, art: dict) -> tuple[str, str]:
     size = _cell(art.get("size_mb"), 2)
     if not art.get("measured"):
         reason = art.get("not_measured_because") or art.get("integrity") or "not measured"
@@ -312,50 +249,24 @@ def _artifact_headline(run: _Run, name: str, art: dict) -> tuple[str, str]:
                 f"<td>{_e(name)}</td>{size}<td colspan=\"7\">not measured: {_e(reason)}{_e(extra)}</td>")
     acc, mem = art.get("accuracy_at_thresholds", {}), art.get("memory", {})
     return ("", f"<td>{_e(name)}</td>{size}{_cell(acc.get('macro_f1'))}{_cell(acc.get('macro_auroc'))}"
-                f"{_cell(art.get('decision_flips'))}{_cell(_p50(run, name, '1_thread'), 3)}"
-                f"{_cell(_p50(run, name, '2_thread'), 3)}{_cell(art.get('cold_start_ms'), 1)}"
+                f"{_cell(art.get('decision_flips'))}{_cell(p50(run, name, '1_thread'), 3)}"
+                f"{_cell(p50(run, name, '2_thread'), 3)}{_cell(art.get('cold_start_ms'), 1)}"
                 f"{_cell(mem.get('peak_rss_mb'), 1)}")
 
 
 # ---------------------------------------------------------------- latency
 
-def _latency_section(run: _Run) -> str:
+def _latency_section(run: BenchRun) -> str:
     names = [n for n in [EAGER, *run.artifacts] if n in run.samples]
     if not names:
         return _section("latency", _note("No latency samples in this bench folder (latency_samples.json)."))
-    body = _latency_plot(run, names) + "\n" + _latency_table(run)
+    body = latency_plot(run, names) + "\n" + _latency_table(run)
     intro = _e(f"Batch 1, after warm-up, on {run.manifest.get('platform', 'the bench machine')} (not a phone). "
                "Boxes: quartiles; whiskers: 1st-99th percentile; log scale.")
     return _section("latency", body, intro)
 
 
-def _latency_plot(run: _Run, names: list[str]) -> str:
-    fig, axes = _figure(2, width=6.0, height=0.4 * len(names) + 1.2, max_cols=2)
-    axes[1].sharex(axes[0])  # one scale for both thread counts so they compare by eye
-    for ax, threads in zip(axes, ("1", "2")):
-        data = [np.asarray(run.samples[n].get(threads, []) or [np.nan], dtype=float) for n in names]
-        ax.boxplot(data, orientation="horizontal", whis=(1, 99), widths=0.6,
-                   flierprops={"markersize": 2, "alpha": 0.4}, medianprops={"color": "#cf222e"})
-        ax.set_yticks(range(1, len(names) + 1), names if threads == "1" else [""] * len(names))
-        _plain_log_axis(ax)
-        ax.set_xlabel("ms per call")
-        ax.set_title(f"{threads} thread{'s' if threads != '1' else ''}")
-        ax.grid(axis="x", which="both", alpha=0.3)
-        ax.invert_yaxis()
-    return _png(fig, "latency distribution per model, 1 and 2 threads")
-
-
-def _plain_log_axis(ax) -> None:
-    """Log scale labelled 0.1, 0.2, 0.5, 1 ... (matplotlib's default 3x10^-1 minor labels overlap)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(FixedLocator([m * 10.0 ** e for e in range(-3, 5) for m in (1, 2, 5)]))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _latency_table(run: _Run) -> str:
+def _latency_table(run: BenchRun) -> str:
     rows = []
     for name, stats in run.bench.get("latency", {}).items():
         cells = f"<td>{_e(name)}</td>"
@@ -370,30 +281,7 @@ def _latency_table(run: _Run) -> str:
 
 # ---------------------------------------------------------------- scores-based plots
 
-def _scored(run: _Run, names: list[str]) -> list[str]:
-    """The models in `names` that have score columns in scores.parquet."""
-    if run.scores is None or not run.labels:
-        return []
-    return [n for n in names if f"{n}:{run.labels[0]}" in run.scores.columns]
-
-
-def _probs(run: _Run, name: str) -> np.ndarray:
-    return run.scores[[f"{name}:{l}" for l in run.labels]].to_numpy(dtype=float)
-
-
-def _gold(run: _Run) -> np.ndarray:
-    """Class indices (-1 for a label outside the recipe), or a multi-hot matrix for multi-label."""
-    values = [str(v) for v in run.scores["label"]]
-    if run.multi_label:
-        return np.array([[int(l in v.split("|")) for l in run.labels] for v in values], dtype=int)
-    return np.array([run.labels.index(v) if v in run.labels else -1 for v in values], dtype=int)
-
-
-def _quantized_measured(run: _Run) -> list[str]:
-    return [n for n, a in run.artifacts.items() if a.get("measured") and a.get("quantized")]
-
-
-def _unplotted_note(run: _Run) -> str:
+def _unplotted_note(run: BenchRun) -> str:
     skipped = [f"{n} ({a.get('not_measured_because') or a.get('integrity')})"
                for n, a in run.artifacts.items() if not a.get("measured")]
     return _note("Not plotted, not measured here: " + "; ".join(skipped)) if skipped else ""
@@ -403,166 +291,55 @@ def _no_scores(key: str) -> str:
     return _section(key, _note("No scores in this bench folder (scores.parquet), so nothing to plot."))
 
 
-def _pr_section(run: _Run) -> str:
-    models = _scored(run, ["fp32_student", "teacher", *_quantized_measured(run)])
+def _pr_section(run: BenchRun) -> str:
+    models = scored(run, ["fp32_student", "teacher", *quantized_measured(run)])
     if not models:
         return _no_scores("pr")
     benign = None if run.multi_label else run.thresholds.get("benign")
-    classes = [l for l in run.labels if l != benign]
-    fig, axes = _figure(len(classes))
-    gold = _gold(run)
-    for ax, label in zip(axes, classes):
-        _pr_panel(ax, run, models, gold, label)
+    classes = [label for label in run.labels if label != benign]
     intro = _e("One-vs-rest on the test split; AP in the legend. The star marks the shipped threshold on the "
                "fp32 student's curve. fp32 exports match the fp32 student, so only quantized artifacts are drawn.")
-    return _section("pr", _png(fig, "precision-recall curves per class") + _unplotted_note(run), intro)
+    return _section("pr", pr_plot(run, models, classes) + _unplotted_note(run), intro)
 
 
-def _pr_panel(ax, run: _Run, models: list[str], gold: np.ndarray, label: str) -> None:
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
-    i = run.labels.index(label)
-    positive = gold[:, i] if run.multi_label else (gold == i).astype(int)
-    ax.set_title(label)
-    if positive.sum() == 0:
-        ax.text(0.5, 0.5, "no positives in test", ha="center", transform=ax.transAxes)
-        return
-    for k, name in enumerate(models):
-        scores = _probs(run, name)[:, i]
-        precision, recall, _ = precision_recall_curve(positive, scores)
-        ap = average_precision_score(positive, scores)
-        ax.plot(recall, precision, **_line_style(name, k - 2), label=f"{name} AP {ap:.3f}")
-    _mark_threshold(ax, run, positive, label, i)
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.01), ylim=(0, 1.02))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
-
-
-ARTIFACT_COLOURS = ("#e36209", "#1a7f37", "#8250df", "#bf3989", "#9a6700", "#0598bc")
-
-
-def _line_style(name: str, index: int = 0) -> dict:
-    """fp32 student blue and bold, teacher grey dashed, artifacts in colours that differ from both."""
-    if name == "fp32_student":
-        return {"color": "#0969da", "linewidth": 2.0}
-    if name == "teacher":
-        return {"color": "#6e7781", "linewidth": 1.5, "linestyle": "--"}
-    return {"color": ARTIFACT_COLOURS[index % len(ARTIFACT_COLOURS)], "linewidth": 1.2, "alpha": 0.9}
-
-
-def _mark_threshold(ax, run: _Run, positive: np.ndarray, label: str, i: int) -> None:
-    entry = run.thresholds.get("per_class", {}).get(label)
-    if not entry:
-        return
-    fired = _probs(run, "fp32_student")[:, i] >= entry["threshold"]
-    tp = int((fired & (positive == 1)).sum())
-    precision, recall = tp / max(int(fired.sum()), 1), tp / max(int(positive.sum()), 1)
-    ax.plot([recall], [precision], marker="*", markersize=14, color="#cf222e", linestyle="none",
-            label=f"threshold {entry['threshold']:.3g}: P {precision:.2f} R {recall:.2f}")
-
-
-def _confusion_section(run: _Run) -> str:
-    models = _scored(run, ["fp32_student", *_quantized_measured(run)])
+def _confusion_section(run: BenchRun) -> str:
+    models = scored(run, ["fp32_student", *quantized_measured(run)])
     if not models:
         return _no_scores("confusion")
-    from edgemod.runtime.decision import decide
-
-    decisions = {n: decide(_probs(run, n), run.labels, run.thresholds) for n in models}
+    decided = decisions(run, models)
     if run.multi_label:
-        body = _multilabel_confusion(run, decisions)
+        body = _multilabel_confusion(run, decided)
     else:
-        body = _confusion_plot(run, decisions)
+        body = confusion_plot(run, decided)
     intro = _e("Counts per class (gold vs decision) at the shipped thresholds." if run.multi_label else
                "Rows: gold label; columns: decision at the shipped thresholds (what the app would do). "
                "Colour is the share of the row.")
     return _section("confusion", body + _unplotted_note(run), intro)
 
 
-def _confusion_plot(run: _Run, decisions: dict[str, np.ndarray]) -> str:
-    from sklearn.metrics import confusion_matrix
-
-    gold = _gold(run)
-    known = gold >= 0
-    n = len(run.labels)
-    fig, axes = _figure(len(decisions), width=0.55 * n + 1.9, height=0.5 * n + 1.6)
-    for ax, (name, decided) in zip(axes, decisions.items()):
-        matrix = confusion_matrix(gold[known], decided[known], labels=list(range(n)))
-        _heatmap(ax, matrix, run.labels)
-        ax.set_title(f"{name}\naccuracy {np.trace(matrix) / max(matrix.sum(), 1):.3f}", fontsize=10)
-    return _png(fig, "confusion matrices at the shipped thresholds")
-
-
-def _heatmap(ax, matrix: np.ndarray, labels: list[str]) -> None:
-    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for (r, c), count in np.ndenumerate(matrix):
-        ax.text(c, r, str(count), ha="center", va="center", fontsize=9,
-                color="white" if share[r, c] > 0.6 else "black")
-    ticks = range(len(labels))
-    ax.set_xticks(ticks, labels, rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(ticks, labels, fontsize=8)
-    ax.set_xlabel("decision")
-    ax.set_ylabel("gold")
-
-
-def _multilabel_confusion(run: _Run, decisions: dict[str, np.ndarray]) -> str:
+def _multilabel_confusion(run: BenchRun, decided_by_model: dict[str, np.ndarray]) -> str:
     # multi-label decisions are a 0/1 matrix, so one 2x2 per class (one-vs-rest) replaces the n x n matrix
-    gold, rows = _gold(run), []
-    for name, decided in decisions.items():
+    gold_labels, rows = gold(run), []
+    for name, decided in decided_by_model.items():
         for i, label in enumerate(run.labels):
-            g, d = gold[:, i] == 1, decided[:, i] == 1
-            counts = [(g & d).sum(), (~g & d).sum(), (g & ~d).sum(), (~g & ~d).sum()]
+            counts = multilabel_counts(gold_labels, decided, i)
             rows.append(("", f"<td>{_e(name)}</td><td>{_e(label)}</td>" + "".join(_cell(int(c)) for c in counts)))
     return _note("Multi-label: one 2x2 per class.") + _table(["model", "class", "TP", "FP", "FN", "TN"], rows)
 
 
-def _calibration_section(run: _Run) -> str:
-    models = _scored(run, ["fp32_student", "teacher"])
+def _calibration_section(run: BenchRun) -> str:
+    models = scored(run, ["fp32_student", "teacher"])
     if not models:
         return _no_scores("calibration")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 5.2), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    top.plot([0, 1], [0, 1], color="#8c959f", linestyle=":", label="perfect calibration")
-    for name in models:
-        confidence, correct = _confidence(run, name)
-        _reliability(top, bottom, name, confidence, correct)
-    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
-    top.legend(fontsize=8, loc="upper left")
-    top.grid(alpha=0.3)
-    bottom.set(xlabel="confidence", ylabel="items")
     what = ("every (item, class) score vs whether the class is gold" if run.multi_label
             else "top-class confidence vs whether that class is the gold label")
     intro = _e(f"10 equal-width bins; {what}. ECE = expected calibration error (lower is better).")
-    return _section("calibration", _png(fig, "reliability diagram"), intro)
-
-
-def _confidence(run: _Run, name: str) -> tuple[np.ndarray, np.ndarray]:
-    probs, gold = _probs(run, name), _gold(run)
-    if run.multi_label:
-        return probs.ravel(), gold.ravel().astype(bool)
-    known = gold >= 0
-    return probs[known].max(axis=1), probs[known].argmax(axis=1) == gold[known]
-
-
-def _reliability(top, bottom, name: str, confidence: np.ndarray, correct: np.ndarray) -> None:
-    edges = np.linspace(0, 1, 11)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, 9)
-    counts = np.bincount(which, minlength=10)
-    filled = counts > 0
-    mean_conf = np.bincount(which, weights=confidence, minlength=10)[filled] / counts[filled]
-    accuracy = np.bincount(which, weights=correct.astype(float), minlength=10)[filled] / counts[filled]
-    ece = float(np.sum(counts[filled] * np.abs(accuracy - mean_conf)) / max(counts.sum(), 1))
-    style = _line_style(name)
-    top.plot(mean_conf, accuracy, marker="o", **style, label=f"{name} ECE {ece:.3f}")
-    offset = -0.02 if name == "fp32_student" else 0.02  # side by side so both histograms stay visible
-    bottom.bar(edges[:-1] + 0.05 + offset, counts, width=0.04, color=style["color"], alpha=0.8)
+    return _section("calibration", calibration_plot(run, models), intro)
 
 
 # ---------------------------------------------------------------- parity and slices
 
-def _parity_section(run: _Run) -> str:
+def _parity_section(run: BenchRun) -> str:
     if not run.artifacts:
         return _section("parity", _note("This bench run lists no artifacts."))
     ref_auroc = run.bench.get("reference", {}).get("fp32_student", {}).get("accuracy_at_thresholds", {}).get("macro_auroc")
@@ -600,7 +377,7 @@ def _tidy(value: float | None) -> float | None:
     return None if value is None else round(float(value), 5) + 0.0
 
 
-def _source_section(run: _Run) -> str:
+def _source_section(run: BenchRun) -> str:
     rows = []
     for model, slices in run.bench.get("slices", {}).items():
         for source, s in slices.get("by_source", {}).items():
@@ -618,7 +395,7 @@ IDENTITY_METRICS = (("subgroup_auc", "Subgroup AUC"), ("bpsn_auc", "BPSN AUC (be
                     ("bnsp_auc", "BNSP AUC (violating mentions vs other benign)"))
 
 
-def _identity_section(run: _Run) -> str:
+def _identity_section(run: BenchRun) -> str:
     models = {m: s["identity"] for m, s in run.bench.get("slices", {}).items() if s.get("identity", {}).get("groups")}
     if not models:
         return ""
@@ -631,7 +408,7 @@ def _identity_section(run: _Run) -> str:
 
 def _identity_table(models: dict, key: str) -> str:
     groups = list(next(iter(models.values()))["groups"])
-    worst = {m: _worst_group(v["groups"], key) for m, v in models.items()}
+    worst = {m: worst_group(v["groups"], key) for m, v in models.items()}
     rows = []
     for group in groups:
         first = next(iter(models.values()))["groups"][group]
@@ -643,12 +420,7 @@ def _identity_table(models: dict, key: str) -> str:
     return _table(["group", "items", *models], rows)
 
 
-def _worst_group(groups: dict, key: str) -> str | None:
-    gated = {g: v[key] for g, v in groups.items() if v.get("gated", True) and v.get(key) is not None}
-    return min(gated, key=gated.get) if gated else None
-
-
-def _robustness_section(run: _Run) -> str:
+def _robustness_section(run: BenchRun) -> str:
     robustness = run.bench.get("robustness") or {}
     if not robustness:
         return ""
@@ -668,7 +440,7 @@ def _robust_cell(entry: dict) -> str:
     return f'<td class="num">{_num(f1)} <span class="small">({_num(flips)})</span></td>'
 
 
-def _footer(run: _Run) -> str:
+def _footer(run: BenchRun) -> str:
     seconds = run.bench.get("seconds")
     export_run = run.manifest.get("details", {}).get("export_run", DASH)
     return (f'<footer><p class="small">bench took {_num(seconds, 1)} s; export run {_e(export_run)}; '

@@ -23,7 +23,7 @@ def _rss_mb() -> float:
 def main(target: str, path: str, names: str, inputs_npz: str) -> dict:
     import numpy as np
 
-    from edgemod.export.runners import load_runner
+    from edgemod.runtime.runners import load_runner
 
     feed = dict(np.load(inputs_npz))
     before = _rss_mb()

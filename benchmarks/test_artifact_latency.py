@@ -1,6 +1,6 @@
 """Latency of each exported artifact in its runtime, batch 1 (see conftest.py for how to run)."""
 from edgemod.manifest import read_manifest
-from edgemod.export.runners import load_runner
+from edgemod.runtime.runners import load_runner
 
 
 def test_artifact_latency(benchmark, export_dir, one_item, artifact, threads):

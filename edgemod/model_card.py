@@ -126,7 +126,8 @@ def _slices(bench: dict) -> str:
                      + _table(["group", "items", "gated", "subgroup AUC", "BPSN AUC", "BNSP AUC"], rows))
     robustness = bench.get("robustness", {}).get("fp32_student")
     if robustness:
-        rows = [[style, v["macro_f1"], v.get("decision_flip_rate_vs_clean")] for style, v in robustness.items() if isinstance(v, dict)]
+        rows = [[style, v["macro_f1"], v.get("decision_flip_rate_vs_clean")]
+                for style, v in robustness.items() if isinstance(v, dict)]
         parts.append(f"Obfuscated text (clean macro-F1 {_fmt(robustness.get('clean_macro_f1'))}):\n\n"
                      + _table(["style", "macro-F1", "decisions flipped vs clean"], rows))
     return "\n\n".join(parts) if len(parts) > 1 else ""

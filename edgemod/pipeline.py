@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgemod.errors import EdgemodError, unknown_choice
-from edgemod.recipe import load_recipe
+from edgemod.recipe import load_recipe, override_section, split_overrides
 
 STAGES = ("label", "train", "export", "bench", "gate", "publish")
 
@@ -96,8 +96,8 @@ def _label(state, recipe, folder, console) -> str:
 def _train(state, recipe, folder, console) -> str:
     from edgemod.training import train
 
-    overrides = [o for o in state.overrides if not o.split("=", 1)[0].strip().startswith(("export", "budgets"))]
-    manifest = train.run(state.out / "label", folder, overrides, console=console)
+    training, _ = split_overrides(state.overrides)
+    manifest = train.run(state.out / "label", folder, training, console=console)
     test = manifest.metrics.get("test", {})
     student, teacher = test.get("student", {}), test.get("teacher", {})
     return f"test macro-F1 student {student.get('macro_f1', '?')} vs teacher {teacher.get('macro_f1', '?')}"
@@ -106,8 +106,8 @@ def _train(state, recipe, folder, console) -> str:
 def _export(state, recipe, folder, console) -> str:
     from edgemod.export import stage
 
-    post = [o for o in state.overrides if o.split("=", 1)[0].strip().startswith(("export", "budgets"))]
-    manifest = stage.run(state.out / "train", folder, post, console=console, recipe_path=state.recipe_path)
+    _, post_training = split_overrides(state.overrides)
+    manifest = stage.run(state.out / "train", folder, post_training, console=console, recipe_path=state.recipe_path)
     return f"{len(manifest.details['artifacts'])} artifacts"
 
 
@@ -121,7 +121,7 @@ def _bench(state, recipe, folder, console) -> str:
 def _gate(state, recipe, folder, console) -> str:
     from edgemod.benchmarks import gate
 
-    budgets = [o for o in state.overrides if o.split("=", 1)[0].strip().startswith("budgets")]
+    budgets = [o for o in state.overrides if override_section(o) == "budgets"]
     state.gate = gate.run(state.out / "bench", folder, overrides=budgets, recipe_path=state.recipe_path, console=console)
     failed = [c for c in state.gate["checks"] if not c["passed"]]
     return f"{state.gate['verdict'].upper()} ({len(state.gate['checks']) - len(failed)}/{len(state.gate['checks'])} checks)"

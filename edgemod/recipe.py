@@ -183,10 +183,11 @@ class ExportSpec(StrictModel):
     palettize_bits: Literal[2, 3, 4, 6, 8] = 6
     minimum_deployment_target: str = Field("iOS17", description="Core ML: coremltools.target name")
     golden_tolerance: float | None = Field(
-        None, gt=0, description="max |score diff| a device may show on the golden vectors (default: 1e-3 fp32, 1e-2 Core ML fp16, 2e-2 quantized)")
+        None, gt=0, description="max |score diff| a device may show on the golden vectors "
+                                "(default: 1e-3 fp32, 1e-2 Core ML fp16, 2e-2 quantized)")
 
     @model_validator(mode="after")
-    def _known_scheme(self) -> "ExportSpec":
+    def _known_scheme(self) -> ExportSpec:
         known = EXPORT_SCHEMES[self.target]
         if self.quant is not None and self.quant not in known:
             raise ValueError(f"unknown quant '{self.quant}' for target {self.target}{did_you_mean(self.quant, known)}; "
@@ -277,7 +278,7 @@ class Recipe(StrictModel):
         return labels
 
     @model_validator(mode="after")
-    def _teacher_maps_hit_labels(self) -> "Recipe":
+    def _teacher_maps_hit_labels(self) -> Recipe:
         for teacher in self.teachers:
             for source, target in teacher.map.items():
                 if target is not None and target not in self.labels:
@@ -363,6 +364,22 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 raise EdgemodError(f"override '{override}': '{part}' is not a mapping")
         node[parts[-1]] = yaml.safe_load(raw)
     return data
+
+
+def override_section(override: str) -> str:
+    """The top-level recipe section an `a.b.c=value` override sets (`a`)."""
+    return override.split("=", 1)[0].strip().split(".", 1)[0]
+
+
+def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """Overrides that shape the trained student, and those of `POST_TRAINING` sections.
+
+    Returns:
+        `(training, post_training)`: export targets and budgets may change after training without
+        re-training; every other override must reach the train stage.
+    """
+    training = [o for o in overrides if override_section(o) not in POST_TRAINING]
+    return training, [o for o in overrides if override_section(o) in POST_TRAINING]
 
 
 def parse_recipe(data: dict[str, Any], source: str = "<dict>") -> Recipe:

@@ -5,24 +5,11 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
-from edgemod.errors import EdgemodError, MissingDependencyError, unknown_choice
+from edgemod.errors import EdgemodError, unknown_choice
 from edgemod.export.op_errors import conversion_error
 from edgemod.export.student import OUTPUT_NAME
 from edgemod.export.tflite import torch_sample
-
-
-def coremltools():
-    try:
-        import triton  # noqa: F401  (must load before TensorFlow, which coremltools imports if present)
-    except ImportError:
-        pass
-    try:
-        import coremltools as ct
-    except ImportError:
-        raise MissingDependencyError("coremltools", "Core ML export") from None
-    return ct
+from edgemod.optional import coremltools
 
 
 def deployment_target(name: str):
@@ -94,7 +81,3 @@ def validate_program(path: Path, input_names: tuple[str, ...]) -> dict:
     return {"inputs": names, "outputs": [o.name for o in spec.description.output],
             "spec_version": spec.specificationVersion, "ops": dict(sorted(ops.items())),
             "predicted": False}
-
-
-def np_dtype_name(array: np.ndarray) -> str:
-    return np.dtype(array.dtype).name

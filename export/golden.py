@@ -1,5 +1,6 @@
 """Golden vectors: real test items with the exact model inputs and the scores and decisions the
-artifact must reproduce, for the iOS and Android unit tests (and `mobile_harness`).
+artifact must reproduce, for the iOS and Android unit tests (and `mobile_harness`). This module
+picks the items and writes the record; replaying it is `edgemod.runtime.golden`.
 
 Items: for every non-benign class the most confident correct hits, confidently benign items,
 hard negatives (benign items the student scores highest on a violating class) and, for text,
@@ -8,13 +9,13 @@ threshold are skipped, so a device passing within tolerance also reproduces the 
 """
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgemod.errors import EdgemodError
 from edgemod.runtime.decision import decide
+from edgemod.runtime.golden import encode_tensor, threshold_margins
 
 PER_KIND = 2
 ZERO_WIDTH = "\u200b"
@@ -49,14 +50,9 @@ def obfuscate(text: str, style: str) -> str:
     return " ".join(words)
 
 
-def _cuts(labels: list[str], thresholds: dict) -> np.ndarray:
-    return np.array([thresholds["per_class"].get(l, {}).get("threshold", np.nan) for l in labels])
-
-
 def _stable(scores: np.ndarray, labels: list[str], thresholds: dict, margin: float) -> np.ndarray:
-    cuts = _cuts(labels, thresholds)
-    distance = np.abs(scores - cuts)
-    return ~np.nan_to_num(distance < margin, nan=False).any(axis=1)
+    """Items whose every score sits at least `margin` from its threshold."""
+    return threshold_margins(scores, labels, thresholds) >= margin
 
 
 def select_items(table, reference: np.ndarray, labels: list[str], thresholds: dict, payload: str,
@@ -100,27 +96,10 @@ def select_items(table, reference: np.ndarray, labels: list[str], thresholds: di
     return items
 
 
-def encode_tensor(array: np.ndarray) -> dict:
-    """Token ids as plain lists; float tensors as base64 little-endian bytes (JSON stays small)."""
-    array = np.ascontiguousarray(array)
-    if np.issubdtype(array.dtype, np.integer):
-        return {"shape": list(array.shape), "dtype": array.dtype.name, "data": array.ravel().tolist()}
-    little = array.astype(array.dtype.newbyteorder("<"))
-    return {"shape": list(array.shape), "dtype": array.dtype.name, "encoding": "base64-le",
-            "data": base64.b64encode(little.tobytes()).decode("ascii")}
-
-
-def decode_tensor(record: dict) -> np.ndarray:
-    if record.get("encoding") == "base64-le":
-        data = np.frombuffer(base64.b64decode(record["data"]), dtype=np.dtype(record["dtype"]).newbyteorder("<"))
-    else:
-        data = np.asarray(record["data"], dtype=record["dtype"])
-    return data.astype(record["dtype"]).reshape(record["shape"])
-
-
 def golden_record(items: list[GoldenItem], inputs: dict[str, np.ndarray], expected: np.ndarray,
                   student_scores: np.ndarray, labels: list[str], thresholds: dict, tolerance: float,
                   header: dict) -> dict:
+    """The golden file of one artifact: each item's payload, exact inputs, expected scores and decision."""
     decisions = decide(expected, labels, thresholds)
     multi_label = bool(thresholds.get("multi_label"))
     margins = threshold_margins(expected, labels, thresholds)
@@ -136,26 +115,3 @@ def golden_record(items: list[GoldenItem], inputs: dict[str, np.ndarray], expect
             "tolerance": {"max_abs_score_diff": tolerance,
                           "decisions": "exact for items whose threshold_margin exceeds max_abs_score_diff"},
             "items": rows}
-
-
-def threshold_margins(scores: np.ndarray, labels: list[str], thresholds: dict) -> np.ndarray:
-    """Per item, the smallest distance of any class score to its threshold (inf without thresholds)."""
-    distance = np.abs(scores - _cuts(labels, thresholds))
-    return np.nan_to_num(distance, nan=np.inf).min(axis=1)
-
-
-def check_golden(record: dict, runner) -> dict:
-    """Run every golden item through `runner`; worst score diff and decision mismatches."""
-    labels, thresholds = record["labels"], record["thresholds"]
-    worst, mismatched = 0.0, []
-    for item in record["items"]:
-        scores = runner({n: decode_tensor(t) for n, t in item["inputs"].items()})
-        worst = max(worst, float(np.abs(scores[0] - np.asarray(item["expected_scores"])).max()))
-        decision = decide(scores, labels, thresholds)[0]
-        got = [labels[c] for c in np.flatnonzero(decision)] if thresholds.get("multi_label") else labels[int(decision)]
-        near = item.get("threshold_margin", np.inf) <= record["tolerance"]["max_abs_score_diff"]
-        if got != item["expected_decision"] and not near:
-            mismatched.append(item["key"])
-    limit = record["tolerance"]["max_abs_score_diff"]
-    return {"items": len(record["items"]), "max_abs_score_diff": round(worst, 6),
-            "decision_mismatches": mismatched, "passed": worst <= limit and not mismatched}

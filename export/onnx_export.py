@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 from edgemod.errors import MissingDependencyError
-from edgemod.fsutil import atomic_path
 from edgemod.export.op_errors import conversion_error
 from edgemod.export.student import OUTPUT_NAME
 from edgemod.export.tflite import torch_sample
+from edgemod.fsutil import atomic_path
 
 OPSET = 18
 

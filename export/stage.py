@@ -11,50 +11,32 @@ from __future__ import annotations
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgemod.benchmarks.latency import interleaved
-from edgemod.benchmarks.parity import noise_tolerance, parity_report
+from edgemod.console import say
 from edgemod.errors import EdgemodError
+from edgemod.export import targets
+from edgemod.export.artifact import Artifact
+from edgemod.export.student import OUTPUT_NAME, TestSet, TrainedStudent, load_trained_student, torch_scores
 from edgemod.fsutil import write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, write_manifest
-from edgemod.recipe import EXPORT_SCHEMES, ExportSpec, Recipe, apply_overrides, parse_recipe
-from edgemod.export.quiet import quiet_converters
-from edgemod.export.runners import TorchRunner, coreml_can_predict, load_runner, run_all
-from edgemod.export.student import OUTPUT_NAME, TestSet, TrainedStudent, load_trained_student, torch_scores
+from edgemod.quantization.calibration import CalibrationSet, calibration_set
+from edgemod.quiet import quiet_converters
+from edgemod.recipe import EXPORT_SCHEMES, POST_TRAINING, ExportSpec, Recipe, apply_overrides, override_section, parse_recipe
+from edgemod.runtime.latency import interleaved
+from edgemod.runtime.parity import noise_tolerance, parity_report
+from edgemod.runtime.runners import TorchRunner, coreml_can_predict, load_runner, run_all
 
 STAGE = "export"
-FORMAT_VERSION = 2
-STATIC_SCHEMES = {("tflite", "int8_static"), ("onnx", "int8_static"), ("coreml", "w8a8")}
+FORMAT_VERSION = 3  # 3: calibration set per export entry, its item count recorded
 DEFAULT_EXPORTS = [ExportSpec(target="tflite"), ExportSpec(target="coreml"), ExportSpec(target="onnx")]
 EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}
 
 
-@dataclass
-class Artifact:
-    """One exported model file and what is known about it."""
-
-    spec: ExportSpec
-    path: Path
-    quantization: dict = field(default_factory=dict)
-    estimate: object | None = None  # torch module computing what a Core ML model computes
-    handle: object | None = None  # the in-memory Core ML model, to compress without reloading
-    record: dict = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return f"{self.spec.target}_{self.spec.scheme}"
-
-    @property
-    def runs_here(self) -> bool:
-        return self.spec.target != "coreml" or coreml_can_predict()
-
-
 def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=None,
-        recipe_path: Path | None = None, verbose: bool = False) -> Manifest:
+        recipe_path: Path | None = None) -> Manifest:
     """Export the student of the train run at `upstream` into `out`.
 
     The recipe is the one the student was trained with; `recipe_path` may bring a newer export
@@ -71,17 +53,17 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
     key = inputs_key(student.recipe.fingerprint(exclude=("budgets",)), used,
                      extra={"format": FORMAT_VERSION, "os": platform.system()})
     if (done := finished_run(out, STAGE, key)) is not None:
-        _say(console, f"[green]export {out}: nothing to do, inputs unchanged and artifacts intact[/]")
+        say(console, f"[green]export {out}: nothing to do, inputs unchanged and artifacts intact[/]")
         return done
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with quiet_converters(verbose):
+    with quiet_converters():
         test = TestSet.load(student, console)
         artifacts = _build(student, _specs(student.recipe), out, console)
         for artifact in artifacts:
-            _say(console, f"parity of {artifact.name} on {len(test.gold)} test items")
+            say(console, f"parity of {artifact.name} on {len(test.gold)} test items")
             artifact.record = _describe(student, artifact, test, out)
-        _say(console, "latency at 1 and 2 threads, interleaved with torch eager")
+        say(console, "latency at 1 and 2 threads, interleaved with torch eager")
         latency = _latency(student, artifacts, test)
         _write_golden(student, artifacts, test, out)
     tool_files = _copy_device_files(student, out)
@@ -93,7 +75,7 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
 def _resolve_recipe(recipe: Recipe, overrides: list[str]) -> Recipe:
     """Only what happens after training (export targets, budgets) may change here."""
     for override in overrides:
-        if not override.split("=", 1)[0].strip().startswith(("export", "budgets")):
+        if override_section(override) not in POST_TRAINING:
             raise EdgemodError(f"override '{override}' changes training, not export",
                                "only export... and budgets... can change here; re-run `edgemod train` for the rest")
     return parse_recipe(apply_overrides(recipe.model_dump(mode="json"), overrides), "recipe with overrides")
@@ -103,8 +85,7 @@ def _with_export_from(trained: Recipe, recipe_path: Path) -> Recipe:
     from edgemod.recipe import load_recipe
 
     edited = load_recipe(recipe_path)
-    post_training = {"export", "budgets"}
-    changed = [k for k in trained.model_fields if k not in post_training and getattr(trained, k) != getattr(edited, k)]
+    changed = [k for k in trained.model_fields if k not in POST_TRAINING and getattr(trained, k) != getattr(edited, k)]
     if changed:
         raise EdgemodError(f"{recipe_path} differs from the recipe the student was trained with in: {', '.join(changed)}",
                            "re-run `edgemod label`/`edgemod train` with the edited recipe, or only edit export and budgets")
@@ -126,25 +107,33 @@ def _specs(recipe: Recipe) -> list[ExportSpec]:
 
 
 def _build(student: TrainedStudent, specs: list[ExportSpec], out: Path, console) -> list[Artifact]:
-    from edgemod.export import targets
-
-    calibration = None
-    if any((s.target, s.scheme) in STATIC_SCHEMES for s in specs):
-        from edgemod.quantization.calibration import calibration_inputs
-
-        items = max(s.calibration_items for s in specs if (s.target, s.scheme) in STATIC_SCHEMES)
-        calibration = calibration_inputs(student, items)
-        _say(console, f"calibration set: {calibration[2]}")
+    calibrations: dict[int, CalibrationSet] = {}  # by item count: specs asking for as many items share one set
     built: dict[str, Artifact] = {}
     for spec in specs:
         path = out / spec.target / f"model_{spec.scheme}{EXTENSIONS[spec.target]}"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _say(console, f"{spec.target} {spec.scheme} -> {path.relative_to(out)}")
+        say(console, f"{spec.target} {spec.scheme} -> {path.relative_to(out)}")
+        calibration = _calibration(student, spec, calibrations, console)
         begun = time.perf_counter()
         artifact = targets.build(student, spec, path, built, calibration)
         artifact.quantization["seconds"] = round(time.perf_counter() - begun, 1)
         built[artifact.name] = artifact
     return list(built.values())
+
+
+def _calibration(student: TrainedStudent, spec: ExportSpec, calibrations: dict[int, CalibrationSet],
+                 console) -> CalibrationSet | None:
+    """The calibration set of a static scheme (None for the others), built once per item count."""
+    items = targets.calibration_items(spec)
+    if items is None:
+        return None
+    if items < spec.calibration_items:
+        say(console, f"[yellow]{spec.target} {spec.scheme} calibrates on {items} of the {spec.calibration_items} "
+                      "items asked: its calibration runs in PyTorch fake-quant, which is slow[/]")
+    if items not in calibrations:
+        calibrations[items] = calibration_set(student, items)
+        say(console, f"calibration set: {calibrations[items].items} items from {calibrations[items].source}")
+    return calibrations[items]
 
 
 def _describe(student: TrainedStudent, artifact: Artifact, test: TestSet, out: Path) -> dict:
@@ -190,7 +179,8 @@ def _latency(student: TrainedStudent, artifacts: list[Artifact], test: TestSet) 
         calls = {"torch_eager_fp32": _bound(TorchRunner(student.module, student.input_names, threads), item)}
         for artifact in artifacts:
             if artifact.runs_here:
-                calls[artifact.name] = _bound(load_runner(artifact.spec.target, artifact.path, student.input_names, threads), item)
+                runner = load_runner(artifact.spec.target, artifact.path, student.input_names, threads)
+                calls[artifact.name] = _bound(runner, item)
         results[f"{threads}_thread"] = interleaved(calls, rounds=5, runs=60)
     import torch
 
@@ -203,7 +193,8 @@ def _bound(runner, item):
 
 
 def _write_golden(student: TrainedStudent, artifacts: list[Artifact], test: TestSet, out: Path) -> None:
-    from edgemod.export.golden import check_golden, golden_record, select_items
+    from edgemod.export.golden import golden_record, select_items
+    from edgemod.runtime.golden import check_golden
 
     margin = 3 * max(a.spec.tolerance for a in artifacts)
     items = select_items(test.table, test.reference, student.labels, student.thresholds, student.payload_column,
@@ -280,7 +271,8 @@ def _print_summary(console, summary: dict, seconds: float) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"export: {seconds:.0f} s; torch eager fp32 p50 {summary['torch_eager_fp32_p50_ms_1thread']} ms (1 thread)")
+    torch_p50 = summary["torch_eager_fp32_p50_ms_1thread"]
+    table = Table(title=f"export: {seconds:.0f} s; torch eager fp32 p50 {torch_p50} ms (1 thread)")
     table.add_column("artifact", no_wrap=True)
     for column in ("MB", "agree", "AUC drop", "max |Δ|", "med |Δlog|", "ms 1t", "ms 2t", "× float", "× torch"):
         table.add_column(column, justify="right")
@@ -296,8 +288,3 @@ def _print_summary(console, summary: dict, seconds: float) -> None:
         console.print("* estimated in PyTorch: Core ML predictions need macOS")
     levels = ", ".join(f"σ {level} → {agreement:.4f}" for level, agreement in summary["reference_noise_tolerance"].items())
     console.print(f"the fp32 student's own decisions under log-score noise (expected agreement): {levels}")
-
-
-def _say(console, message: str) -> None:
-    if console is not None:
-        console.print(message)

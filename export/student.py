@@ -12,9 +12,8 @@ import numpy as np
 from edgemod.errors import EdgemodError
 from edgemod.manifest import Manifest, read_manifest, verify_artifacts
 from edgemod.recipe import Recipe, parse_recipe
+from edgemod.runtime.encoder import IMAGE_INPUTS, TEXT_INPUTS, load_encoder
 
-TEXT_INPUTS = ("input_ids", "attention_mask")
-IMAGE_INPUTS = ("image",)
 OUTPUT_NAME = "scores"
 
 
@@ -90,16 +89,9 @@ class TrainedStudent:
         return scoring_model(model, self.recipe.multi_label, self.is_text)
 
     @cached_property
-    def tokenizer(self):
-        from edgemod.training.text.tokenizer import WordPieceTokenizer
-
-        return WordPieceTokenizer.load(self.run_dir / "tokenizer")
-
-    @cached_property
-    def preprocess(self):
-        from edgemod.training.vision.preprocess import PreprocessConfig
-
-        return PreprocessConfig.from_dict(json.loads((self.run_dir / "preprocess.json").read_text()))
+    def encoder(self):
+        """The device-side encoder, built from this folder's student.json, tokenizer/ or preprocess.json."""
+        return load_encoder(self.run_dir)
 
     def input_shapes(self) -> dict[str, list[int]]:
         return {name: list(self.spec["inputs"][name]["shape"]) for name in self.input_names}
@@ -108,15 +100,8 @@ class TrainedStudent:
         return {name: self.spec["inputs"][name]["dtype"] for name in self.input_names}
 
     def encode(self, payloads: list) -> dict[str, np.ndarray]:
-        """Model inputs for texts or image paths, batch-first, exactly as a device would build them."""
-        if self.is_text:
-            ids, mask = self.tokenizer.encode(list(payloads), max_length=self.spec["max_length"])
-            return {"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(np.int32)}
-        from edgemod.training.vision.images import load_image
-        from edgemod.training.vision.preprocess import eval_transform
-
-        transform = eval_transform(self.preprocess)
-        return {"image": np.stack([transform(load_image(p)).numpy() for p in payloads]).astype(np.float32)}
+        """Model inputs for texts or image paths, batch-first, exactly as a device builds them."""
+        return self.encoder.encode(payloads)
 
     def split(self, role: str):
         """Rows of the training run's predictions for `validation` or `test` (payload, label, scores)."""
@@ -171,7 +156,7 @@ class TestSet:
     table: object
 
     @classmethod
-    def load(cls, student: "TrainedStudent", console=None) -> "TestSet":
+    def load(cls, student: TrainedStudent, console=None) -> TestSet:
         table = student.split("test")
         if table.empty:
             raise EdgemodError(f"the train run {student.run_dir} scored no test items",
@@ -182,7 +167,7 @@ class TestSet:
         reference = torch_scores(student.module, inputs, student.input_names)
         labels = student.labels
         if student.recipe.multi_label:
-            gold = np.array([[int(l in str(v).split("|")) for l in labels] for v in table["label"]])
+            gold = np.array([[int(name in str(v).split("|")) for name in labels] for v in table["label"]])
         else:
             gold = np.array([labels.index(v) for v in table["label"]])
         return cls(inputs, gold, reference, table)

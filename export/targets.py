@@ -4,22 +4,38 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgemod.recipe import ExportSpec
+from edgemod.export.artifact import Artifact
 from edgemod.export.student import TrainedStudent
+from edgemod.quantization.calibration import CalibrationSet
+from edgemod.recipe import ExportSpec
 
-COREML_W8A8_CALIBRATION_ITEMS = 64  # fake-quant calibration in PyTorch is slow; 64 items fix the ranges
+STATIC_SCHEMES = {("tflite", "int8_static"), ("onnx", "int8_static"), ("coreml", "w8a8")}
+# Core ML w8a8 calibrates by running fake-quantized PyTorch, which is slow; 64 items fix the ranges.
+COREML_W8A8_CALIBRATION_ITEMS = 64
 
 
-def build(student: TrainedStudent, spec: ExportSpec, path: Path, built: dict, calibration) -> "Artifact":
-    from edgemod.export.stage import Artifact
+def calibration_items(spec: ExportSpec) -> int | None:
+    """How many calibration items `spec` uses: None for schemes that do not calibrate, else the
+    recipe's calibration_items, capped for Core ML w8a8."""
+    if (spec.target, spec.scheme) not in STATIC_SCHEMES:
+        return None
+    if (spec.target, spec.scheme) == ("coreml", "w8a8"):
+        return min(spec.calibration_items, COREML_W8A8_CALIBRATION_ITEMS)
+    return spec.calibration_items
 
+
+def build(student: TrainedStudent, spec: ExportSpec, path: Path, built: dict[str, Artifact],
+          calibration: CalibrationSet | None) -> Artifact:
+    """Convert or quantize `student` as `spec` says, into `path`.
+
+    Args:
+        built: the artifacts built so far by name; quantized variants are cut from their float model.
+        calibration: the calibration set of a static scheme, None for every other scheme.
+    """
     artifact = Artifact(spec=spec, path=path, quantization={"scheme": spec.scheme})
-    if calibration is not None and not spec.is_float:
-        artifact.quantization.update({"calibration_sha256": calibration[1], "calibration_source": calibration[2]})
-    BUILDERS[spec.target](student, artifact, built, calibration[0] if calibration else None)
-    if spec.scheme in ("int8_dynamic", "int8_weight_only", "w8", "palettize"):
-        artifact.quantization.pop("calibration_sha256", None)
-        artifact.quantization.pop("calibration_source", None)
+    if calibration is not None:
+        artifact.quantization.update(calibration.record(asked=spec.calibration_items))
+    BUILDERS[spec.target](student, artifact, built, calibration)
     return artifact
 
 
@@ -33,7 +49,8 @@ def _metadata(student: TrainedStudent, spec: ExportSpec) -> dict:
             "inputs": list(student.input_names), **extra}
 
 
-def _tflite(student: TrainedStudent, artifact, built: dict, calibration) -> None:
+def _tflite(student: TrainedStudent, artifact: Artifact, built: dict[str, Artifact],
+            calibration: CalibrationSet | None) -> None:
     spec = artifact.spec
     if spec.is_float:
         from edgemod.export.tflite import export_tflite
@@ -43,12 +60,13 @@ def _tflite(student: TrainedStudent, artifact, built: dict, calibration) -> None
         return
     from edgemod.quantization.tflite import quantize_tflite
 
-    details = quantize_tflite(built["tflite_fp32"].path, artifact.path, spec.scheme,
-                              calibration if spec.scheme == "int8_static" else None, student.input_names, spec.float_ops)
+    details = quantize_tflite(built["tflite_fp32"].path, artifact.path, spec.scheme, calibration,
+                              student.input_names, spec.float_ops)
     artifact.quantization.update(details)
 
 
-def _onnx(student: TrainedStudent, artifact, built: dict, calibration) -> None:
+def _onnx(student: TrainedStudent, artifact: Artifact, built: dict[str, Artifact],
+          calibration: CalibrationSet | None) -> None:
     spec = artifact.spec
     if spec.is_float:
         from edgemod.export.onnx_export import OPSET, export_onnx
@@ -58,13 +76,13 @@ def _onnx(student: TrainedStudent, artifact, built: dict, calibration) -> None:
         return
     from edgemod.quantization.onnx import quantize_onnx
 
-    details = quantize_onnx(built["onnx_fp32"].path, artifact.path, spec.scheme,
-                            calibration if spec.scheme == "int8_static" else None, spec.op_types, spec.float_ops,
-                            spec.calibration_method)
+    details = quantize_onnx(built["onnx_fp32"].path, artifact.path, spec.scheme, calibration, spec.op_types,
+                            spec.float_ops, spec.calibration_method)
     artifact.quantization.update(details)
 
 
-def _coreml(student: TrainedStudent, artifact, built: dict, calibration) -> None:
+def _coreml(student: TrainedStudent, artifact: Artifact, built: dict[str, Artifact],
+            calibration: CalibrationSet | None) -> None:
     from edgemod.export.coreml import convert_coreml, describe, save_mlpackage
 
     spec = artifact.spec
@@ -75,11 +93,10 @@ def _coreml(student: TrainedStudent, artifact, built: dict, calibration) -> None
         artifact.handle = convert_coreml(student.module, student.sample_inputs(), student.input_names,
                                          precision=spec.scheme, **common)
     elif spec.scheme == "w8a8":
-        from edgemod.quantization.calibration import rows
-        from edgemod.quantization.coreml import torch_estimate
         from edgemod.export.tflite import torch_sample
+        from edgemod.quantization.coreml import torch_estimate
 
-        batches = [torch_sample(row, student.input_names) for row in rows(calibration)][:COREML_W8A8_CALIBRATION_ITEMS]
+        batches = [torch_sample(row, student.input_names) for row in calibration.rows()]
         artifact.estimate = torch_estimate(student.module, "w8a8", spec.palettize_bits, batches)
         artifact.handle = convert_coreml(artifact.estimate, student.sample_inputs(), student.input_names,
                                          precision="fp16", **common)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,7 +22,7 @@ if not console.is_terminal:  # logs and CI: wide enough that result tables are n
 ExportDir = Annotated[Path, typer.Argument(help="folder written by `edgemod export`")]
 ArtifactOption = Annotated[str, typer.Option("--artifact", "-a", help="artifact name, e.g. tflite_int8_dynamic")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="print the commands instead of running them")]
-SerialOption = Annotated[Optional[str], typer.Option(help="adb serial; default: the only attached phone")]
+SerialOption = Annotated[str | None, typer.Option(help="adb serial; default: the only attached phone")]
 AdbOption = Annotated[str, typer.Option(help="adb executable")]
 
 
@@ -43,13 +43,13 @@ class ComputeUnits(str, Enum):
     all = "all"
 
 
-ReportOption = Annotated[Optional[Path], typer.Option("--report", help="also write the full report as JSON here")]
+ReportOption = Annotated[Path | None, typer.Option("--report", help="also write the full report as JSON here")]
 
 
 @harness_app.command("golden")
 def golden(
     export_dir: ExportDir,
-    artifact: Annotated[Optional[list[str]], typer.Option("--artifact", "-a", help="repeatable; default: all")] = None,
+    artifact: Annotated[list[str] | None, typer.Option("--artifact", "-a", help="repeatable; default: all")] = None,
     threads: Annotated[int, typer.Option(min=1, help="runtime threads, as the app sets them")] = 1,
     report: ReportOption = None,
 ) -> None:
@@ -77,9 +77,10 @@ def stream(
     parallelism: Annotated[Parallelism, typer.Option(help="instances: THREADS interpreters x 1 thread; "
                                                           "intra_op: 1 interpreter x THREADS threads")] = Parallelism.instances,
     max_queue: int = 32,
-    drop_policy: Annotated[DropPolicy, typer.Option(help="drop_oldest keeps frames fresh; drop_new keeps order")] = DropPolicy.drop_oldest,
+    drop_policy: Annotated[DropPolicy, typer.Option(
+        help="drop_oldest keeps frames fresh; drop_new keeps order")] = DropPolicy.drop_oldest,
     budget_ms: Annotated[float, typer.Option(help="keeps up = no drops and p95 queueing delay below this")] = 50.0,
-    payloads: Annotated[Optional[Path], typer.Option(help="file with one text or image path per line; "
+    payloads: Annotated[Path | None, typer.Option(help="file with one text or image path per line; "
                                                           "default: the golden payloads")] = None,
     report: ReportOption = None,
 ) -> None:
@@ -119,7 +120,7 @@ def android_bench(
     warmup_runs: int = 5,
     xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack")] = True,
     profile: Annotated[bool, typer.Option("--profile", help="--enable_op_profiling: slowest ops")] = False,
-    binary: Annotated[Optional[Path], typer.Option(help="local benchmark_model to push (else it must be on the phone)")] = None,
+    binary: Annotated[Path | None, typer.Option(help="local benchmark_model to push (else it must be on the phone)")] = None,
     out: Annotated[Path, typer.Option(help="where the pulled output goes")] = Path("device-results/android"),
     adb: AdbOption = "adb",
     dry_run: DryRun = False,
@@ -169,9 +170,10 @@ def android_golden(
 def ios_test(
     export_dir: ExportDir,
     artifact: ArtifactOption,
-    simulator: Annotated[Optional[str], typer.Option(help="simulator name, e.g. 'iPhone 15'; default: booted or newest iPhone")] = None,
-    project: Annotated[Optional[Path], typer.Option(help=".xcodeproj holding the EdgemodGolden scheme")] = None,
-    workspace: Annotated[Optional[Path], typer.Option(help=".xcworkspace, instead of --project")] = None,
+    simulator: Annotated[str | None, typer.Option(
+        help="simulator name, e.g. 'iPhone 15'; default: booted or newest iPhone")] = None,
+    project: Annotated[Path | None, typer.Option(help=".xcodeproj holding the EdgemodGolden scheme")] = None,
+    workspace: Annotated[Path | None, typer.Option(help=".xcworkspace, instead of --project")] = None,
     compute_units: Annotated[ComputeUnits, typer.Option(help="MLModelConfiguration.computeUnits")] = ComputeUnits.cpuOnly,
     out: Annotated[Path, typer.Option(help="where the compiled .mlmodelc goes")] = Path("device-results/ios"),
     dry_run: DryRun = False,
@@ -207,7 +209,8 @@ def _golden_table(results: list[dict], threads: int) -> None:
         inputs = "-" if "inputs_match" not in r else ("match" if r["inputs_match"] else
                                                       f"[red]{len(r['input_mismatches']) + len(r['payload_errors'])} differ[/]")
         worst = r.get("max_abs_score_diff")
-        decisions = "-" if worst is None else ("ok" if not r["decision_mismatches"] else f"[red]{len(r['decision_mismatches'])} flipped[/]")
+        decisions = "-" if worst is None else ("ok" if not r["decision_mismatches"] else
+                                               f"[red]{len(r['decision_mismatches'])} flipped[/]")
         verdict = {True: "[green]passed[/]", False: "[red]FAILED[/]", None: "[yellow]skipped[/]"}[r["passed"]]
         table.add_row(r["artifact"], str(r["items"]), inputs, "-" if worst is None else f"{worst:.6f}",
                       f"{r['tolerance']:g}", decisions, verdict)

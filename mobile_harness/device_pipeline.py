@@ -4,60 +4,22 @@ decision out, using only the files of the export folder.
 A phone has no training run and no Python student: it has the model file, the tokenizer folder
 (or `preprocess.json`), `thresholds.json` and `student.json`. Building the inputs from those
 files alone, and comparing them with the golden inputs, is what proves a device-side pipeline
-reproduces what the model was checked on.
+reproduces what the model was checked on; `edgemod.runtime.encoder` is that pipeline, the same
+one export and bench encode with.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from edgemod.errors import EdgemodError, unknown_choice
+from edgemod.runtime.encoder import Encoder, load_encoder
 
 STAGE = "export"
-
-
-class Encoder(Protocol):
-    """Payload -> model inputs, in two steps so a stream can decode once and encode per item."""
-
-    def prepare(self, payload: str) -> Any: ...
-
-    def encode(self, prepared: Any) -> dict[str, np.ndarray]: ...
-
-
-@dataclass
-class TextEncoder:
-    """Normalizer + WordPiece from `tokenizer/`, padded to the artifact's input length."""
-
-    tokenizer: Any
-    max_length: int
-
-    def prepare(self, payload: str) -> str:
-        return payload
-
-    def encode(self, prepared: str) -> dict[str, np.ndarray]:
-        ids, mask = self.tokenizer.encode([prepared], max_length=self.max_length)
-        return {"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(np.int32)}
-
-
-@dataclass
-class ImageEncoder:
-    """Decode (EXIF, alpha over the configured background) then resize, crop and normalise."""
-
-    config: Any
-    transform: Any = field(repr=False)
-
-    def prepare(self, payload: str):
-        from edgemod.training.vision.images import load_image
-
-        # A camera hands over decoded frames; decoding is the "file" half of the pipeline.
-        return load_image(payload, background=tuple(self.config.alpha_background))
-
-    def encode(self, prepared) -> dict[str, np.ndarray]:
-        return {"image": self.transform(prepared).numpy()[None].astype(np.float32)}
 
 
 @dataclass
@@ -91,7 +53,7 @@ class DevicePipeline:
         record = artifact_record(export_dir, artifact_name, manifest)
         student = _read_json(export_dir / "student.json")
         input_names = tuple(record["interface"]["inputs"])
-        encoder = _encoder(export_dir, record)
+        encoder = load_encoder(export_dir)
         runner = _runner(export_dir, record, input_names, threads) if load_model else None
         return cls(export_dir=export_dir, artifact=artifact_name, record=record, labels=list(student["labels"]),
                    thresholds=_read_json(export_dir / "thresholds.json"), input_names=input_names,
@@ -103,7 +65,7 @@ class DevicePipeline:
 
     def inputs(self, payload: str) -> dict[str, np.ndarray]:
         """Batch-1 model inputs built from a raw text or an image path."""
-        return self.encoder.encode(self.encoder.prepare(payload))
+        return self.encoder.encode_prepared(self.encoder.prepare(payload))
 
     def scores(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         if self.runner is None:
@@ -149,21 +111,8 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _encoder(export_dir: Path, record: dict) -> Encoder:
-    inputs = record["interface"]["inputs"]
-    if "input_ids" in inputs:
-        from edgemod.training.text.tokenizer import WordPieceTokenizer
-
-        # The artifact's own input length, not the tokenizer default: that is what the model takes.
-        return TextEncoder(WordPieceTokenizer.load(export_dir / "tokenizer"), int(inputs["input_ids"]["shape"][-1]))
-    from edgemod.training.vision.preprocess import PreprocessConfig, eval_transform
-
-    config = PreprocessConfig.from_dict(_read_json(export_dir / "preprocess.json"))
-    return ImageEncoder(config, eval_transform(config))
-
-
 def _runner(export_dir: Path, record: dict, input_names: tuple[str, ...], threads: int):
-    from edgemod.export.runners import load_runner
+    from edgemod.runtime.runners import load_runner
 
     return load_runner(record["target"], export_dir / record["file"], input_names, threads)
 

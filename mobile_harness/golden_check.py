@@ -1,6 +1,6 @@
 """The golden-vector protocol, replayed from the raw payloads the way a phone would.
 
-`export.golden.check_golden` feeds the stored inputs to a runtime. A device has no stored inputs:
+`edgemod.runtime.golden.check_golden` feeds the stored inputs to a runtime. A device has no stored inputs:
 it tokenizes the text (or decodes and resizes the image) itself. So this check builds every
 golden item's inputs from its payload with the export folder's own tokenizer / `preprocess.json`,
 compares them with the golden inputs, runs the artifact on what it built, and compares the
@@ -43,7 +43,7 @@ def check_artifact(export_dir: str | Path, artifact_name: str, threads: int = 1,
         (True, False, or None when skipped without any failure).
     """
     from edgemod.manifest import read_manifest
-    from edgemod.export.runners import coreml_can_predict
+    from edgemod.runtime.runners import coreml_can_predict
 
     export_dir = Path(export_dir)
     manifest = manifest or read_manifest(export_dir, STAGE)
@@ -64,7 +64,7 @@ def check_artifact(export_dir: str | Path, artifact_name: str, threads: int = 1,
         return {**report, "error": error.message, "hint": error.hint, "passed": False}
     report.update(replay(pipeline, golden))
     if runs_here:
-        from edgemod.export.golden import check_golden
+        from edgemod.runtime.golden import check_golden
 
         report["runtime_only"] = check_golden(golden, pipeline.runner)
     report["passed"] = _verdict(report)
@@ -73,7 +73,7 @@ def check_artifact(export_dir: str | Path, artifact_name: str, threads: int = 1,
 
 def replay(pipeline: DevicePipeline, golden: dict) -> dict:
     """Build each item's inputs from its payload; compare inputs, and scores when the model is loaded."""
-    from edgemod.export.golden import decode_tensor
+    from edgemod.runtime.golden import decode_tensor
 
     tolerance = golden["tolerance"]["max_abs_score_diff"]
     mismatches, errors, decisions = [], [], []

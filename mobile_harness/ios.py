@@ -86,7 +86,8 @@ def pick_simulator(devices: list[dict], name: str | None = None) -> dict:
         if not named:
             known = sorted({d["name"] for d in usable})
             raise EdgemodError(f"no available simulator named '{name}'",
-                               f"use one of: {', '.join(known) or 'none (install an iOS runtime in Xcode > Settings > Platforms)'}")
+                               "use one of: "
+                               + (", ".join(known) or "none (install an iOS runtime in Xcode > Settings > Platforms)"))
         return max(named, key=_runtime_key)
     iphones = [d for d in usable if d["name"].startswith("iPhone")] or usable
     if not iphones:
@@ -141,7 +142,8 @@ class XcodeDriver:
         completed = self.runner(command.argv, capture_output=True, text=True, timeout=1800,
                                 env={**os.environ, **env} if env else None)
         if check and completed.returncode != 0:
-            raise EdgemodError(f"`{command}` failed ({completed.returncode}): {(completed.stderr or completed.stdout).strip()[-800:]}",
+            log_tail = (completed.stderr or completed.stdout).strip()[-800:]
+            raise EdgemodError(f"`{command}` failed ({completed.returncode}): {log_tail}",
                                "run the command by hand to see the full log")
         return completed.stdout + (completed.stderr or "")
 

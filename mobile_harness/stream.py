@@ -174,7 +174,7 @@ def _work(pipeline, queue: _BoundedQueue, done: list[_Done], lock: threading.Loc
 
 def _process(pipeline, prepared) -> None:
     """What the app does per item: encode, run, apply thresholds."""
-    pipeline.decision(pipeline.scores(pipeline.encoder.encode(prepared)))
+    pipeline.decision(pipeline.scores(pipeline.encoder.encode_prepared(prepared)))
 
 
 def _percentiles(values_s: list[float]) -> dict:

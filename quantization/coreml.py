@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import copy
 
-from edgemod.export.coreml import coremltools
+from edgemod.optional import coremltools
 
 
 def compress_program(model, scheme: str, bits: int):
     """w8 or palettize an fp16/fp32 mlprogram."""
-    ct = coremltools()
+    coremltools()  # the install hint when missing, and the safe import order
     import coremltools.optimize.coreml as cto
 
     if scheme == "w8":
         config = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
         return cto.linear_quantize_weights(model, cto.OptimizationConfig(global_config=config))
     config = cto.OpPalettizerConfig(mode="kmeans", nbits=bits)
-    del ct
     return cto.palettize_weights(model, cto.OptimizationConfig(global_config=config))
 
 
@@ -46,8 +45,7 @@ def torch_estimate(module, scheme: str, bits: int, calibration_batches: list[tup
 
 def _w8a8(module, calibration_batches: list[tuple]):
     import torch
-    from coremltools.optimize.torch.quantization import (LinearQuantizer, LinearQuantizerConfig,
-                                                         ModuleLinearQuantizerConfig)
+    from coremltools.optimize.torch.quantization import LinearQuantizer, LinearQuantizerConfig, ModuleLinearQuantizerConfig
 
     plain = plain_batchnorm(module)
     config = LinearQuantizerConfig(global_config=ModuleLinearQuantizerConfig(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgemod.errors import MissingDependencyError
 from edgemod.fsutil import atomic_path
-from edgemod.quantization.calibration import rows
+from edgemod.quantization.calibration import CalibrationSet
 
 
 def _ort_quantization():
@@ -23,7 +23,7 @@ METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
 FLOAT_SCORE_OPS = ("Softmax", "Sigmoid")
 
 
-def quantize_onnx(float_model: Path, out: Path, scheme: str, calibration: dict | None,
+def quantize_onnx(float_model: Path, out: Path, scheme: str, calibration: CalibrationSet | None,
                   op_types: list[str], float_ops: list[str], method: str = "minmax") -> dict:
     q = _ort_quantization()
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -53,8 +53,8 @@ def _op_types(model_path: Path, op_types: list[str], float_ops: list[str]) -> li
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over our calibration rows."""
 
-    def __init__(self, calibration: dict):
-        self._rows = rows(calibration)
+    def __init__(self, calibration: CalibrationSet):
+        self._rows = calibration.rows()
 
     def get_next(self):
         return next(self._rows, None)

@@ -18,8 +18,8 @@ import numpy as np
 
 from edgemod.errors import EdgemodError, MissingDependencyError
 from edgemod.fsutil import atomic_path
-from edgemod.export.tflite import shorten_tensor_names
-from edgemod.quantization.calibration import rows
+from edgemod.litert_flatbuffer import shorten_tensor_names
+from edgemod.quantization.calibration import CalibrationSet
 
 # Measured with ai-edge-litert 2.3.0: an int8 HARD_SWISH is not delegated to XNNPACK, so
 # MobileNetV3 split into 20 partitions and ran 3.5x slower than fp32; kept float it is one partition.
@@ -50,7 +50,7 @@ def quantization_recipe(scheme: str, float_ops: list[str]) -> list[dict]:
     return entries
 
 
-def quantize_tflite(float_model: Path, out: Path, scheme: str, calibration: dict | None,
+def quantize_tflite(float_model: Path, out: Path, scheme: str, calibration: CalibrationSet | None,
                     input_names: tuple[str, ...], float_ops: list[str]) -> dict:
     """Write the int8 model to `out`; returns the recipe used (recorded in the manifest)."""
     quantizer, _ = _recipes()
@@ -61,7 +61,7 @@ def quantize_tflite(float_model: Path, out: Path, scheme: str, calibration: dict
     if engine.need_calibration:
         if calibration is None:
             raise EdgemodError(f"{scheme} needs calibration data", "set data.calibration in the recipe")
-        feeds = [{f"args_{i}": row[name] for i, name in enumerate(input_names)} for row in rows(calibration)]
+        feeds = [{f"args_{i}": row[name] for i, name in enumerate(input_names)} for row in calibration.rows()]
         ranges = engine.calibrate({"serving_default": feeds})
     result = engine.quantize(ranges)
     with atomic_path(out) as tmp:
@@ -72,14 +72,14 @@ def quantize_tflite(float_model: Path, out: Path, scheme: str, calibration: dict
     return {"engine": "ai-edge-quantizer", "recipe": entries}
 
 
-def smoke_test(path: Path, input_names: tuple[str, ...], calibration: dict | None) -> None:
+def smoke_test(path: Path, input_names: tuple[str, ...], calibration: CalibrationSet | None) -> None:
     """Several int8 failures only show at invoke time: run the model once before trusting it."""
-    from edgemod.export.runners import TFLiteRunner
+    from edgemod.runtime.runners import TFLiteRunner
 
     try:
         runner = TFLiteRunner(path, input_names)
         if calibration is not None:
-            runner(next(rows(calibration)))
+            runner(next(calibration.rows()))
         else:  # zeros: padding token ids, an all-black image
             runner({n: np.zeros(d["shape"], np.dtype(d["dtype"]).type) for n, d in runner.io_details()["inputs"].items()})
     except RuntimeError as error:

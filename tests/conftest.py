@@ -55,7 +55,7 @@ class KeywordTeacher:
                 if label in scores and any(w in text for w in words):
                     scores[label] += 2.0
             scores[self.labels[0]] += 1.0
-            values = np.array([scores[l] for l in self.labels])
+            values = np.array([scores[name] for name in self.labels])
             out[row] = np.exp(values) / np.exp(values).sum()
         return out
 
@@ -100,11 +100,40 @@ def tiny_recipe(tiny_recipe_dict):
 
 def tiny_text_export(root, exports: str):
     """label -> train -> export of the tiny text recipe under `root`, with an `export=[...]` override."""
-    from edgemod.recipe import parse_recipe
     from edgemod.export import stage
+    from edgemod.recipe import parse_recipe
     from edgemod.training import label, train
 
     label.run(parse_recipe(tiny_text_recipe()), root / "label")
     train.run(root / "label", root / "train")
     stage.run(root / "train", root / "export", [exports])
     return root
+
+
+WEAPONS = ["none", "firearm", "knife", "other_weapon"]
+
+
+def tiny_vision_run(root, exports: list[dict]):
+    """label -> train of a tiny image student on real weapons frames (a scores-file teacher that
+    scores the gold label 0.85) under `root`; returns the train folder. `exports` go in the recipe."""
+    import pandas as pd
+
+    from edgemod.catalog import load_split
+    from edgemod.recipe import parse_recipe
+    from edgemod.training import label, train
+
+    rows = []
+    for split in ("train", "validation", "test"):
+        for _, row in load_split(f"weapons:{split}", max_items=40).iterrows():
+            rows.append({"key": row["key"], **{name: 0.85 if name == row["label"] else 0.05 for name in WEAPONS}})
+    pd.DataFrame(rows).to_parquet(root / "scores.parquet")
+    recipe = {"name": "tiny-weapons", "task": "image-classification", "labels": WEAPONS,
+              "data": {"train": "weapons:train", "validation": "weapons:validation", "test": "weapons:test",
+                       "calibration": "weapons:validation", "max_items_per_split": 40},
+              "teachers": [{"name": "scores", "kind": "scores", "path": str(root / "scores.parquet")}],
+              "student": {"arch": "test_vision_tiny", "image_size": 64},
+              "distill": {"epochs": 2, "batch_size": 16, "lr": 0.003, "num_workers": 0},
+              "thresholds": {"policy": "max_f1", "benign": "none"}, "export": exports}
+    label.run(parse_recipe(recipe), root / "label")
+    train.run(root / "label", root / "train")
+    return root / "train"

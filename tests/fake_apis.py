@@ -104,7 +104,7 @@ class FakeAPI:
         with self.lock:
             return self.stats.requests[path] if path else sum(self.stats.requests.values())
 
-    def __enter__(self) -> "FakeAPI":
+    def __enter__(self) -> FakeAPI:
         self._thread.start()
         return self
 

@@ -22,16 +22,16 @@ from edgemod.catalog import (
     BadRowsWarning,
     load_catalog,
     load_split,
-    validate_dataset,
 )
 from edgemod.cli_data import data_app
-from edgemod.converters import (
+from edgemod.dataset_converters import (
     convert_dataset,
     fetch_dataset,
     get_converter,
     list_converters,
     register_converter,
 )
+from edgemod.dataset_validation import validate_dataset
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_file
 
@@ -370,5 +370,5 @@ def test_cli_validate_fails_on_bad_data_and_unknown_name(tmp_path, monkeypatch):
 
 
 def test_cli_data_does_not_import_torch():
-    code = "import sys, edgemod.cli_data, edgemod.converters; assert 'torch' not in sys.modules"
+    code = "import sys, edgemod.cli_data, edgemod.dataset_converters; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -1,16 +1,16 @@
 """Export and quantization of tiny trained students (real data) through every target and scheme."""
 import json
+from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from edgemod.errors import EdgemodError
+from edgemod.export import stage
 from edgemod.manifest import read_manifest, verify_artifacts
 from edgemod.recipe import parse_recipe
-from edgemod.export import stage
-from edgemod.export.golden import check_golden, decode_tensor, encode_tensor
-from edgemod.export.runners import coreml_can_predict, load_runner
+from edgemod.runtime.golden import check_golden, decode_tensor, encode_tensor
+from edgemod.runtime.runners import coreml_can_predict, load_runner
 from edgemod.training import label, train
 
 TEXT_EXPORTS = [{"target": "tflite", "quant": "int8_dynamic"}, {"target": "tflite", "quant": "int8_weight_only"},
@@ -21,7 +21,6 @@ VISION_EXPORTS = [{"target": "tflite", "quant": "int8_static", "calibration_item
                   {"target": "tflite", "quant": "int8_dynamic"},
                   {"target": "coreml", "quant": "w8"}, {"target": "coreml", "quant": "w8a8", "calibration_items": 24},
                   {"target": "onnx", "quant": "int8_static", "calibration_items": 24}]
-WEAPONS = ["none", "firearm", "knife", "other_weapon"]
 
 
 @pytest.fixture(scope="module")
@@ -45,24 +44,9 @@ def text_export(text_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def vision_run(tmp_path_factory):
     """A tiny image student distilled from a scores-file teacher on real weapons frames."""
-    from edgemod.catalog import load_split
+    from conftest import tiny_vision_run
 
-    root = tmp_path_factory.mktemp("vision")
-    rows = []
-    for split in ("train", "validation", "test"):
-        for _, row in load_split(f"weapons:{split}", max_items=40).iterrows():
-            rows.append({"key": row["key"], **{l: 0.85 if l == row["label"] else 0.05 for l in WEAPONS}})
-    pd.DataFrame(rows).to_parquet(root / "scores.parquet")
-    recipe = {"name": "tiny-weapons", "task": "image-classification", "labels": WEAPONS,
-              "data": {"train": "weapons:train", "validation": "weapons:validation", "test": "weapons:test",
-                       "calibration": "weapons:validation", "max_items_per_split": 40},
-              "teachers": [{"name": "scores", "kind": "scores", "path": str(root / "scores.parquet")}],
-              "student": {"arch": "test_vision_tiny", "image_size": 64},
-              "distill": {"epochs": 2, "batch_size": 16, "lr": 0.003, "num_workers": 0},
-              "thresholds": {"policy": "max_f1", "benign": "none"}, "export": VISION_EXPORTS}
-    label.run(parse_recipe(recipe), root / "label")
-    train.run(root / "label", root / "train")
-    return root / "train"
+    return tiny_vision_run(tmp_path_factory.mktemp("vision"), VISION_EXPORTS)
 
 
 def _artifacts(manifest):
@@ -111,7 +95,8 @@ def test_manifest_records_quantization_and_calibration(text_export):
     _, manifest = text_export
     artifacts = _artifacts(manifest)
     static = artifacts["onnx_int8_static"]["quantization"]
-    assert len(static["calibration_sha256"]) == 64 and "32 items" in static["calibration_source"]
+    assert len(static["calibration_sha256"]) == 64 and static["calibration_source"] == "validation split of the training run"
+    assert static["calibration_items"] == static["calibration_items_asked"] == 32
     assert static["mode"] == "static QDQ" and static["per_channel"]
     assert "Softmax" not in static["op_types"] and "Add" in static["op_types"]  # scores stay float
     assert "calibration_sha256" not in artifacts["tflite_int8_dynamic"]["quantization"]
@@ -167,6 +152,8 @@ def test_vision_student_goes_through_every_target(vision_run, tmp_path):
     assert static["interface"]["runtime"]["inputs"]["image"]["dtype"] == "float32"
     assert static["interface"]["runtime"]["outputs"]["scores"]["dtype"] == "float32"
     assert artifacts["coreml_w8a8"]["quantization"]["activations"].startswith("int8")
+    static_names = ("tflite_int8_static", "coreml_w8a8", "onnx_int8_static")  # all ask 24 items: one set, built once
+    assert len({artifacts[n]["quantization"]["calibration_sha256"] for n in static_names}) == 1
     from ai_edge_litert.interpreter import Interpreter
 
     for name in ("tflite_fp32", "tflite_int8_static"):  # module paths, not Python class paths
@@ -216,13 +203,42 @@ def test_int8_failure_at_run_time_names_the_op(tmp_path, monkeypatch):
             raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.Node number 62 (DIV) "
                                "failed to invoke.")
 
-    monkeypatch.setattr("edgemod.export.runners.TFLiteRunner", FailingRunner)
+    monkeypatch.setattr("edgemod.runtime.runners.TFLiteRunner", FailingRunner)
     model = tmp_path / "model_int8_static.tflite"
     model.write_bytes(b"not really a model")
     with pytest.raises(EdgemodError, match=r"fails at run time in op DIV") as failure:
         tflite.smoke_test(model, ("image",), None)
     assert "add DIV to this export's float_ops" in failure.value.hint
     assert not model.exists()
+
+
+def test_calibration_set_per_item_count_and_the_core_ml_w8a8_cap_is_said(monkeypatch):
+    """Each static export gets the items it asks for (equal counts share one set); Core ML w8a8 is
+    capped, and says so in the console and in its quantization record."""
+    from edgemod.export import targets
+    from edgemod.quantization.calibration import CalibrationSet
+    from edgemod.recipe import ExportSpec
+
+    built_for = []
+
+    def fake_set(student, items):
+        built_for.append(items)
+        inputs = {"image": np.zeros((items, 3, 4, 4), np.float32)}
+        return CalibrationSet(inputs=inputs, sha256=f"sha-{items}", source="weapons:validation", items=items)
+
+    monkeypatch.setattr(stage, "calibration_set", fake_set)
+    specs = [ExportSpec(target="tflite", quant="int8_static", calibration_items=256),
+             ExportSpec(target="onnx", quant="int8_static", calibration_items=256),
+             ExportSpec(target="coreml", quant="w8a8", calibration_items=256),
+             ExportSpec(target="onnx", quant="int8_dynamic")]
+    lines, cache = [], {}
+    console = SimpleNamespace(print=lines.append)
+    sets = [stage._calibration(None, spec, cache, console) for spec in specs]
+    assert built_for == [256, targets.COREML_W8A8_CALIBRATION_ITEMS] and sets[0] is sets[1] and sets[3] is None
+    assert any("64 of the 256 items asked" in line for line in lines)
+    assert sets[2].record(asked=256) == {"calibration_sha256": "sha-64", "calibration_source": "weapons:validation",
+                                         "calibration_items": 64, "calibration_items_asked": 256}
+    assert [len(list(s.rows())) for s in sets[:3]] == [256, 256, 64]
 
 
 def test_unknown_scheme_is_refused_with_a_suggestion():
@@ -240,7 +256,7 @@ def test_tensor_encoding_round_trips():
 
 
 def test_parity_counts_flips_at_the_shipped_thresholds():
-    from edgemod.benchmarks.parity import parity_report
+    from edgemod.runtime.parity import parity_report
 
     thresholds = {"policy": "max_f1", "benign": "ok", "multi_label": False, "per_class": {"bad": {"threshold": 0.5}}}
     reference = np.array([[0.9, 0.1], [0.4, 0.6], [0.7, 0.3], [0.2, 0.8]])
@@ -253,7 +269,7 @@ def test_parity_counts_flips_at_the_shipped_thresholds():
 
 
 def test_noise_tolerance_tells_how_close_decisions_sit_to_the_thresholds():
-    from edgemod.benchmarks.parity import noise_tolerance
+    from edgemod.runtime.parity import noise_tolerance
 
     thresholds = {"policy": "max_f1", "benign": "ok", "multi_label": False, "per_class": {"bad": {"threshold": 0.5}}}
     far = np.array([[0.99, 0.01], [0.01, 0.99]] * 50)
@@ -266,7 +282,6 @@ def test_noise_tolerance_tells_how_close_decisions_sit_to_the_thresholds():
 
 def test_edited_recipe_brings_new_exports_but_not_new_training(text_run, tmp_path):
     import yaml
-
     from conftest import tiny_text_recipe
 
     recipe = tiny_text_recipe()

@@ -13,7 +13,7 @@ def test_label_writes_scores_for_every_role(tiny_recipe, tmp_path):
     assert set(table["role"]) == {"train", "validation", "test", "transfer"}
     assert len(table) == manifest.metrics["items"] == 4 * 150
     assert table.loc[table.role == "transfer", "label"].isna().all()
-    probs = table[[f"p:{l}" for l in tiny_recipe.labels]].to_numpy()
+    probs = table[[f"p:{name}" for name in tiny_recipe.labels]].to_numpy()
     assert abs(probs.sum(axis=1) - 1).max() < 1e-5
     assert {"t:kw:normal", "t:kw:hatespeech"} <= set(table.columns)
     assert read_manifest(tmp_path / "label", "label").inputs["dataset:hatexplain"].sha256

@@ -12,7 +12,7 @@ pytest.importorskip("ray")
 
 from edgemod.catalog import load_split
 from edgemod.recipe import load_recipe
-from edgemod.training import label
+from edgemod.training import label, label_shards
 
 CHUNK = 32
 
@@ -62,7 +62,7 @@ def test_ray_labels_equal_the_single_process_labels(recipe, local_labels, local_
 
 def test_a_killed_ray_run_resumes_scoring_only_missing_chunks(recipe, local_labels, local_ray, tmp_path,
                                                               monkeypatch):
-    write_shard, written = label._write_shard, []
+    write_shard, written = label_shards._write_shard, []
 
     def crash_after_three(path, keys, probs, labels):
         if len(written) == 3:
@@ -70,13 +70,13 @@ def test_a_killed_ray_run_resumes_scoring_only_missing_chunks(recipe, local_labe
         write_shard(path, keys, probs, labels)
         written.append(len(keys))
 
-    monkeypatch.setattr(label, "_write_shard", crash_after_three)
+    monkeypatch.setattr(label_shards, "_write_shard", crash_after_three)
     with pytest.raises(KeyboardInterrupt):
         label.run(recipe, tmp_path, chunk_size=CHUNK, engine="ray", workers=2)
     assert len(_shards(tmp_path)) == 3 and not (tmp_path / label.LABELS_FILE).exists()
 
     rescored = []
-    monkeypatch.setattr(label, "_write_shard",
+    monkeypatch.setattr(label_shards, "_write_shard",
                         lambda path, keys, probs, labels: (write_shard(path, keys, probs, labels),
                                                            rescored.append(len(keys))))
     label.run(recipe, tmp_path, chunk_size=CHUNK, engine="ray", workers=2)

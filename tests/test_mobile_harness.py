@@ -263,7 +263,8 @@ def test_android_golden_test_and_instrument_output(export_dir):
     shell = FakeShell()
     result = android.golden_test(_device(shell), export_dir, "tflite_int8_dynamic", threads=4)
     instrument = shell.calls[-1]
-    assert instrument[3:7] == ["shell", "am", "instrument", "-w"] and instrument[-1].endswith("/androidx.test.runner.AndroidJUnitRunner")
+    assert instrument[3:7] == ["shell", "am", "instrument", "-w"]
+    assert instrument[-1].endswith("/androidx.test.runner.AndroidJUnitRunner")
     assert "/sdcard/Android/data/ai.edgemod.golden/files/edgemod/tflite_int8_dynamic.json" in instrument
     assert result["passed"] and result["tests_run"] == 1
     failed = android.parse_instrument_output(
@@ -294,7 +295,9 @@ Executed 1 test, with 0 failures (0 unexpected) in 0.123 (0.125) seconds
 ** TEST SUCCEEDED **
 """
 XCODEBUILD_FAILED = """Test Case '-[EdgemodGoldenTests testGoldenVectors]' started.
-/Users/ci/EdgemodGolden/EdgemodGoldenTests.swift:42: error: -[EdgemodGoldenTests testGoldenVectors] : XCTAssertLessThanOrEqual failed: ("0.05") is greater than ("0.02") - hatexplain:test:7: score of 'hatespeech' is 0.61, expected 0.56 ± 0.02
+/Users/ci/EdgemodGolden/EdgemodGoldenTests.swift:42: error: \
+-[EdgemodGoldenTests testGoldenVectors] : XCTAssertLessThanOrEqual failed: \
+("0.05") is greater than ("0.02") - hatexplain:test:7: score of 'hatespeech' is 0.61, expected 0.56 ± 0.02
 Test Case '-[EdgemodGoldenTests testGoldenVectors]' failed (0.456 seconds).
 Executed 1 test, with 1 failure (0 unexpected) in 0.456 (0.460) seconds
 ** TEST FAILED **

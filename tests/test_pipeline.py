@@ -93,7 +93,10 @@ def test_run_report_renders(recipe_file, tmp_path):
 
 
 def test_full_run_publishes_once_and_the_release_pulls(recipe_file, tmp_path, monkeypatch):
-    from edgemod.registry import Registry, generate_keypair, load_config, parse_ref
+    from edgemod.registry.config import load_config
+    from edgemod.registry.core import Registry
+    from edgemod.registry.refs import parse_ref
+    from edgemod.registry.signing import generate_keypair
 
     private, public = generate_keypair(tmp_path / "keys")
     monkeypatch.setenv("EDGEMOD_SIGNING_KEY", str(private))

@@ -26,11 +26,11 @@ def test_pretrained_lite0_calls_real_firearm_frames_firearms():
     """Right, not merely shape-compatible: a wrong mapping cannot name ImageNet's gun classes."""
     import torch
 
-    from edgemod.training.vision.images import load_image
-    from edgemod.training.vision.preprocess import PreprocessConfig, eval_transform
+    from edgemod.runtime.image import eval_transform, load_image
+    from edgemod.training.vision.preprocess import preprocess_from_timm
 
     model = pretrained.imagenet_model(LITE0)
-    transform = eval_transform(PreprocessConfig.from_timm(model))
+    transform = eval_transform(preprocess_from_timm(model))
     frames = torch.stack([transform(load_image(path)) for path in _firearm_frames(24)])
     with torch.no_grad():
         top = model(frames).argmax(1).tolist()

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from edgemod.errors import EdgemodError
-from edgemod.recipe import load_recipe, parse_recipe
+from edgemod.recipe import load_recipe, override_section, parse_recipe, split_overrides
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 
@@ -87,3 +87,10 @@ def test_fingerprint_changes_with_content(tiny_recipe_dict):
     first = parse_recipe(tiny_recipe_dict).fingerprint()
     tiny_recipe_dict["distill"]["epochs"] = 3
     assert parse_recipe(tiny_recipe_dict).fingerprint() != first
+
+
+def test_overrides_split_into_training_and_post_training():
+    overrides = ["distill.lr=0.01", "export=[{target: onnx}]", " budgets.size_mb.onnx = 2", "student.arch=text_cnn_small"]
+    assert [override_section(o) for o in overrides] == ["distill", "export", "budgets", "student"]
+    assert split_overrides(overrides) == (["distill.lr=0.01", "student.arch=text_cnn_small"],
+                                          ["export=[{target: onnx}]", " budgets.size_mb.onnx = 2"])

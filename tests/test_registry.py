@@ -25,18 +25,12 @@ import pytest
 from edgemod.benchmarks import bench, gate
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_file, sha256_tree
-from edgemod.registry import (
-    Registry,
-    RegistryConfig,
-    channel_stacks,
-    generate_keypair,
-    load_config,
-    load_private_key,
-    parse_ref,
-    semver_key,
-    sign_manifest,
-)
-from edgemod.registry_backends import LocalBackend
+from edgemod.registry.config import RegistryConfig, load_config
+from edgemod.registry.core import Registry
+from edgemod.registry.history import channel_stacks
+from edgemod.registry.refs import parse_ref, semver_key
+from edgemod.registry.signing import generate_keypair, load_private_key, sign_manifest
+from edgemod.registry.store_local import LocalBackend
 
 EXPORTS = "export=[{target: tflite, quant: int8_dynamic}, {target: coreml, quant: w8}, {target: onnx, quant: int8_dynamic}]"
 GENEROUS = ["budgets.size_mb={tflite: 50}", "budgets.parity.min_decision_agreement=0.5"]
@@ -223,7 +217,8 @@ def test_release_manifest_and_model_card(published):
 def test_publish_refuses_a_failing_gate_and_lists_its_checks(runs, keys, tmp_path):
     with pytest.raises(EdgemodError, match=r"did not pass") as error:
         Registry(config(tmp_path / "registry", keys)).publish(runs / "gate-fail", "tiny-hate", "1.0.0")
-    assert re.search(r"size \(MB\) on tflite_int8_dynamic: [\d.]+ \(budget 0.0001\)", error.value.message) and "re-run `edgemod gate`" in error.value.hint
+    assert re.search(r"size \(MB\) on tflite_int8_dynamic: [\d.]+ \(budget 0.0001\)", error.value.message)
+    assert "re-run `edgemod gate`" in error.value.hint
     assert not (tmp_path / "registry" / "tiny-hate").exists()
 
 
@@ -315,8 +310,10 @@ def _edit_manifest(path: Path) -> None:
 
 
 TAMPERING = {
-    "changed byte in the model": (lambda v, keys: _flip_byte(v / "android/model_int8_dynamic.tflite"), "does not match the sha256"),
-    "swapped two files": (lambda v, keys: _swap(v / "shared/thresholds.json", v / "shared/student.json"), "does not match the sha256"),
+    "changed byte in the model": (lambda v, keys: _flip_byte(v / "android/model_int8_dynamic.tflite"),
+                                  "does not match the sha256"),
+    "swapped two files": (lambda v, keys: _swap(v / "shared/thresholds.json", v / "shared/student.json"),
+                          "does not match the sha256"),
     "manifest replaced, not re-signed": (lambda v, keys: _edit_manifest(v / "release.json"), "signature does not match"),
     "signature removed": (lambda v, keys: (v / "release.sig").unlink(), "is unsigned"),
     "re-signed by an untrusted key": (
@@ -452,8 +449,9 @@ def test_interrupted_upload_leaves_no_visible_release_and_a_retry_works(runs, ke
 KILLED_PUBLISHER = """
 import os, sys
 from pathlib import Path
-from edgemod.registry import Registry, RegistryConfig
-from edgemod.registry_backends import LocalBackend
+from edgemod.registry.config import RegistryConfig
+from edgemod.registry.core import Registry
+from edgemod.registry.store_local import LocalBackend
 
 class Dies(LocalBackend):
     uploads = 0

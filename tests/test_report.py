@@ -29,8 +29,8 @@ def _probs(rng, gold: np.ndarray, n_labels: int, noise: float = 1.0) -> np.ndarr
 
 
 def _accuracy(labels: list[str]) -> dict:
-    per_class = {l: {"precision": 0.7, "recall": 0.6, "f1": 0.65, "support": 12, "auroc": 0.8,
-                     "average_precision": 0.7} for l in labels}
+    per_class = {name: {"precision": 0.7, "recall": 0.6, "f1": 0.65, "support": 12, "auroc": 0.8,
+                     "average_precision": 0.7} for name in labels}
     return {"n": 36, "macro_f1": 0.654321, "accuracy": 0.66, "macro_auroc": 0.812345, "per_class": per_class,
             "confusion_matrix": [[12 if r == c else 0 for c in labels] for r in labels]}
 
@@ -77,7 +77,7 @@ def _scores(rng, labels: list[str], models: list[str], gold: np.ndarray, multi_h
     import pandas as pd
 
     if multi_hot is not None:
-        names = ["|".join(l for l, on in zip(labels, row) if on) for row in multi_hot]
+        names = ["|".join(name for name, on in zip(labels, row) if on) for row in multi_hot]
     else:
         names = [labels[g] for g in gold]
     frame = pd.DataFrame({"key": [f"k{i}" for i in range(len(gold))], "dataset": "src_a", "label": names})
@@ -98,7 +98,7 @@ def _make_bench(folder: Path, kind: str = "text") -> Path:
     gold = np.arange(36) % len(labels)
     multi_hot = rng.integers(0, 2, size=(36, len(labels))) if multi else None
     benign = None if multi else labels[0]
-    per_class = {l: {"threshold": 0.4} for l in labels if l != benign}
+    per_class = {name: {"threshold": 0.4} for name in labels if name != benign}
     thresholds = {"policy": "max_f1", "benign": benign, "multi_label": multi, "per_class": per_class}
     bench = {"integrity": {measured: "ok", coreml: "ok"}, "artifacts": _artifacts(measured, coreml, labels),
              "reference": {m: {"accuracy_at_thresholds": _accuracy(labels)} for m in ("fp32_student", "teacher")},

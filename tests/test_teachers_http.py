@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 import pytest
+from fake_apis import OPENAI_CATEGORIES, FakeAPI, hive_severity, keyword_scores
 
 from edgemod.errors import EdgemodError
 from edgemod.recipe import parse_recipe
-from fake_apis import OPENAI_CATEGORIES, FakeAPI, hive_severity, keyword_scores
+from edgemod.training.teachers import anthropic_teacher, hive_teacher, openai_teacher  # noqa: F401  (registers the kinds)
 from edgemod.training.teachers.base import TEACHERS, Item, TeacherContext, build_teacher
-from edgemod.training.teachers import http as http_teachers  # noqa: F401  (registers the kinds)
 
 KEY = "sk-test-SECRET-4f9a7c2e1b"
 LABELS = ["normal", "offensive", "hatespeech"]
@@ -108,7 +108,7 @@ def test_empty_input_and_wal_mode(api, tmp_path):
 
 
 def test_claude_reply_parsing_is_robust():
-    from edgemod.training.teachers.http import extract_json_object
+    from edgemod.training.teachers.anthropic_teacher import extract_json_object
 
     assert extract_json_object('```json\n{"a": 0.2}\n```') == {"a": 0.2}
     assert extract_json_object('Sure! {not json} then {"a": 1, "b": {"c": 2}} done') == {"a": 1, "b": {"c": 2}}

@@ -13,8 +13,9 @@ import pytest
 
 from edgemod.catalog import DATA_DIR_ENV
 from edgemod.errors import EdgemodError
-from edgemod.training.text.normalizer import SPEC_DIR, TextNormalizer, available_normalizers, load_normalizer
-from edgemod.training.text.tokenizer import SPECIAL_TOKENS, WordPieceTokenizer, train_wordpiece
+from edgemod.runtime.normalizer import SPEC_DIR, TextNormalizer, available_normalizers, load_normalizer
+from edgemod.runtime.tokenizer import SPECIAL_TOKENS, WordPieceTokenizer
+from edgemod.training.text.tokenizer import train_wordpiece
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get(DATA_DIR_ENV) or ROOT / "../shared/data").resolve() / "text"

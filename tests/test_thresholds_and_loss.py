@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from edgemod.recipe import DistillSpec, ThresholdSpec
-from edgemod.training.distill import distillation_loss, soften
 from edgemod.runtime.decision import decide
+from edgemod.training.distill import distillation_loss, soften
 from edgemod.training.thresholds import choose_thresholds, operating_points
 
 LABELS = ["normal", "offensive", "hatespeech"]
@@ -33,7 +33,7 @@ def test_recall_target_is_met():
     probs, gold = _scores(1)
     chosen = choose_thresholds(probs, gold, LABELS, ThresholdSpec(policy="recall_at", recall=0.95), "normal", False)
     points = operating_points(probs, gold, LABELS, chosen)
-    assert all(points[l]["recall"] >= 0.95 for l in ("offensive", "hatespeech"))
+    assert all(points[name]["recall"] >= 0.95 for name in ("offensive", "hatespeech"))
 
 
 def test_a_class_can_have_its_own_operating_point():

@@ -13,19 +13,16 @@ from PIL import Image
 from pydantic import ValidationError
 
 from edgemod.errors import EdgemodError
+from edgemod.runtime.image import ImageLoadError, PreprocessConfig, eval_transform, load_image, to_rgb
 from edgemod.training.vision import (
     AugmentSpec,
     BadImagesWarning,
     ImageDataset,
-    ImageLoadError,
-    PreprocessConfig,
     RandomJpeg,
     class_balanced_sampler,
     class_weights,
-    eval_transform,
-    load_image,
+    preprocess_from_timm,
     scan_images,
-    to_rgb,
     train_transform,
 )
 
@@ -72,8 +69,8 @@ def _timm_config(cfg: PreprocessConfig) -> dict:
 @pytest.mark.parametrize(
     "make_cfg",
     [
-        lambda: PreprocessConfig.from_timm("mobilenetv3_small_100"),
-        lambda: PreprocessConfig.from_timm("mobilenetv3_small_100", image_size=160),  # 160/0.875 is not whole
+        lambda: preprocess_from_timm("mobilenetv3_small_100"),
+        lambda: preprocess_from_timm("mobilenetv3_small_100", image_size=160),  # 160/0.875 is not whole
         lambda: PreprocessConfig(input_size=(3, 192, 192), interpolation="bilinear", crop_pct=0.95,
                                  mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
     ],
@@ -95,23 +92,23 @@ def test_from_timm_reads_the_default_config_of_an_untrained_model():
     from timm.data import resolve_data_config
 
     model = timm.create_model("mobilenetv3_small_100", pretrained=False)
-    cfg = PreprocessConfig.from_timm(model)
-    assert cfg == PreprocessConfig.from_timm("mobilenetv3_small_100")
+    cfg = preprocess_from_timm(model)
+    assert cfg == preprocess_from_timm("mobilenetv3_small_100")
     data = resolve_data_config({}, model=model)
     assert (cfg.input_size, cfg.interpolation, cfg.crop_pct) == (data["input_size"], data["interpolation"], data["crop_pct"])
     assert cfg.resize_size == 256
-    assert PreprocessConfig.from_timm(model, image_size=160).input_size == (3, 160, 160)
+    assert preprocess_from_timm(model, image_size=160).input_size == (3, 160, 160)
 
 
 def test_from_timm_errors_say_how_to_fix():
     with pytest.raises(EdgemodError, match="did you mean 'resnet50'"):
-        PreprocessConfig.from_timm("resnet5O")
+        preprocess_from_timm("resnet5O")
     with pytest.raises(EdgemodError, match="list_pretrained"):
-        PreprocessConfig.from_timm("mobilenetv3_small_100.no_such_tag")
+        preprocess_from_timm("mobilenetv3_small_100.no_such_tag")
 
 
 def test_preprocess_config_json_round_trip():
-    cfg = PreprocessConfig.from_timm("mobilenetv3_small_100", image_size=192)
+    cfg = preprocess_from_timm("mobilenetv3_small_100", image_size=192)
     data = json.loads(json.dumps(cfg.to_dict()))
     assert data["resize_size"] == int(192 / 0.875)
     assert data["channel_order"] == "RGB" and data["layout"] == "NCHW"
@@ -297,7 +294,7 @@ def test_image_dataset_returns_tensors_and_names_late_failures(tmp_path, validat
 
 
 def test_train_transform_shape_dtype_and_seeded_determinism(real_image):
-    cfg = PreprocessConfig.from_timm("mobilenetv3_small_100", image_size=160)
+    cfg = preprocess_from_timm("mobilenetv3_small_100", image_size=160)
     transform = train_transform(cfg, AugmentSpec(jpeg={"p": 1.0}))
     torch.manual_seed(3)
     first = transform(real_image)

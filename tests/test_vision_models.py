@@ -13,12 +13,11 @@ import torch
 
 from edgemod.errors import EdgemodError
 from edgemod.recipe import TeacherSpec
+from edgemod.runtime.image import PreprocessConfig, eval_transform, load_image
 from edgemod.training.students import STUDENTS, build_student, list_students
 from edgemod.training.students.vision import count_parameters, reparameterize, student_preprocess
 from edgemod.training.teachers.base import Item, Teacher, TeacherContext, build_teacher
 from edgemod.training.vision.checkpoint import load_image_checkpoint, save_image_checkpoint
-from edgemod.training.vision.images import load_image
-from edgemod.training.vision.preprocess import PreprocessConfig, eval_transform
 
 WEAPONS = Path("/work/shared/data/vision/weapons")
 LABELS = ["gun", "knife", "none"]

@@ -87,10 +87,10 @@ class ImageInputs:
 
     def __init__(self, recipe: Recipe, table):
         from edgemod.training.students.vision import timm_arch
-        from edgemod.training.vision.preprocess import PreprocessConfig
+        from edgemod.training.vision.preprocess import preprocess_from_timm
 
         self.recipe = recipe
-        self.preprocess = PreprocessConfig.from_timm(timm_arch(recipe.student.arch), recipe.student.image_size)
+        self.preprocess = preprocess_from_timm(timm_arch(recipe.student.arch), recipe.student.image_size)
         self.paths = table["path"].tolist()
         self._check_images(table)
 
@@ -107,7 +107,9 @@ class ImageInputs:
     def _dataset(self, split: Split, transform):
         from edgemod.training.vision.images import ImageDataset
 
-        return _ZipDataset(ImageDataset(split.inputs, transform), _tensor_dataset(split.soft, split.gold))
+        # The background a transparent image is composited on is part of the shipped pre-processing.
+        images = ImageDataset(split.inputs, transform, background=tuple(self.preprocess.alpha_background))
+        return _ZipDataset(images, _tensor_dataset(split.soft, split.gold))
 
     def train_dataset(self, split: Split):
         from edgemod.training.vision.augment import train_transform
@@ -115,7 +117,7 @@ class ImageInputs:
         return self._dataset(split, train_transform(self.preprocess, self.recipe.student.augment))
 
     def eval_dataset(self, split: Split):
-        from edgemod.training.vision.preprocess import eval_transform
+        from edgemod.runtime.image import eval_transform
 
         return self._dataset(split, eval_transform(self.preprocess))
 

@@ -6,23 +6,22 @@ resumes without re-scoring finished items, and a changed teacher never reuses st
 from __future__ import annotations
 
 import json
-import logging
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from edgemod.console import say
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import atomic_path, sha256_text
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, write_manifest
 from edgemod.recipe import Recipe
 from edgemod.training.items import collect_items, dataset_inputs
-from edgemod.training.teachers.base import Item, TeacherContext, build_teacher, teacher_name
+from edgemod.training.label_shards import chunk_items, plan_chunks, progress_bar, store_chunk
+from edgemod.training.teachers.base import TeacherContext, build_teacher, teacher_name
 from edgemod.training.teachers.mapping import combine, map_scores
 
-log = logging.getLogger(__name__)
 STAGE = "label"
 LABELS_FILE = "labels.parquet"
 
@@ -90,9 +89,9 @@ def _reuse(done: Manifest, recipe: Recipe, out: Path, console) -> Manifest:
     if done.recipe_sha256 != recipe.fingerprint():
         done.recipe, done.recipe_sha256 = recipe.model_dump(mode="json"), recipe.fingerprint()
         write_manifest(out, done)
-        _say(console, f"label: labels in {out} are up to date; recorded the updated recipe")
+        say(console, f"label: labels in {out} are up to date; recorded the updated recipe")
     else:
-        _say(console, f"label: nothing to do, {out} is up to date")
+        say(console, f"label: nothing to do, {out} is up to date")
     done.details["skipped"] = True
     return done
 
@@ -102,96 +101,9 @@ def _score_with_resume(teacher, name, items, shard_dir: Path, chunk_size: int, c
     done, chunks = plan_chunks(name, items, shard_dir, chunk_size, console)
     with progress_bar(name, sum(len(c) for _, c in chunks), console) as advance:
         for shard, chunk in chunks:
-            probs = np.asarray(teacher.predict_proba(_items(chunk)), dtype=np.float32)
+            probs = np.asarray(teacher.predict_proba(chunk_items(chunk)), dtype=np.float32)
             store_chunk(shard, chunk, probs, teacher.labels, name, done)
             advance(len(chunk))
-    return done
-
-
-def plan_chunks(name, items, shard_dir: Path, chunk_size: int, console):
-    """Finished scores and the missing items as `(shard path, chunk)` pairs, the bookkeeping every
-    engine shares. Shard numbers are fixed here, so chunks may finish in any order, and continue
-    after the highest existing one, so a gap left by a crash is never overwritten."""
-    done = _read_shards(shard_dir)
-    todo = items[~items["key"].isin(done.keys())]
-    if len(done):
-        _say(console, f"label: {name}: {len(done)} items already scored, {len(todo)} to go")
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    # part-*.* also counts shards moved aside as .corrupt; temp files start with a dot.
-    numbers = [int(n) for p in shard_dir.glob("part-*.*") if (n := p.stem.partition("-")[2]).isdigit()]
-    first = max(numbers, default=-1) + 1
-    starts = range(0, len(todo), chunk_size)
-    chunks = [(shard_dir / f"part-{first + i:05d}.parquet", todo.iloc[start:start + chunk_size])
-              for i, start in enumerate(starts)]
-    return done, chunks
-
-
-def store_chunk(shard: Path, chunk, probs: np.ndarray, labels: list[str], name: str,
-                done: dict[str, np.ndarray]) -> None:
-    """Check one chunk's scores, write its shard atomically and add them to `done`."""
-    _check_scores(probs, len(chunk), labels, name)
-    _write_shard(shard, chunk["key"].tolist(), probs, labels)
-    done.update(zip(chunk["key"], probs))
-
-
-@contextmanager
-def progress_bar(name: str, total: int, console):
-    """A rich progress bar; yields `advance(n)`."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    started, finished = time.time(), 0
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]} items/s"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"label {name}", total=total, rate="-")
-
-        def advance(n: int) -> None:
-            nonlocal finished
-            finished += n
-            rate = finished / max(time.time() - started, 1e-9)
-            progress.update(task, advance=n, rate=f"{rate:,.0f}")
-
-        yield advance
-
-
-def _items(chunk) -> list[Item]:
-    if "path" in chunk:
-        return [Item(key, path=path) for key, path in zip(chunk["key"], chunk["path"])]
-    return [Item(key, text) for key, text in zip(chunk["key"], chunk["text"])]
-
-
-def _check_scores(probs: np.ndarray, n: int, labels: list[str], name: str) -> None:
-    if probs.shape != (n, len(labels)) or not np.isfinite(probs).all():
-        raise EdgemodError(f"teacher '{name}' returned scores of shape {probs.shape} (expected "
-                           f"{(n, len(labels))}) or non-finite values",
-                           "check the teacher's model and its output options")
-
-
-def _write_shard(path: Path, keys: list[str], probs: np.ndarray, labels: list[str]) -> None:
-    import pandas as pd
-
-    frame = pd.DataFrame(probs, columns=labels)
-    frame.insert(0, "key", keys)
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
-
-
-def _read_shards(shard_dir: Path) -> dict[str, np.ndarray]:
-    """Scores from finished shards; an unreadable shard is moved aside and its items rescored."""
-    import pandas as pd
-
-    done: dict[str, np.ndarray] = {}
-    for shard in sorted(shard_dir.glob("part-*.parquet")):
-        try:
-            frame = pd.read_parquet(shard)
-        except Exception as error:  # pyarrow raises several types for a damaged file
-            aside = shard.with_suffix(".corrupt")
-            shard.rename(aside)
-            log.warning("label cache shard %s is unreadable (%s); moved to %s, its items will be "
-                        "scored again", shard, error, aside.name)
-            continue
-        values = frame.drop(columns="key").to_numpy(np.float32)
-        done.update(zip(frame["key"], values))
     return done
 
 
@@ -211,10 +123,3 @@ def _assemble(recipe: Recipe, items, teachers, names, scored):
     for i, label in enumerate(recipe.labels):
         table[f"p:{label}"] = ensemble[:, i]
     return table
-
-
-def _say(console, message: str) -> None:
-    if console is not None:
-        console.print(message)
-    else:
-        log.info(message)

@@ -1,6 +1,6 @@
 """`edgemod label --engine ray`: score the missing label chunks on a pool of Ray actors.
 
-The chunk bookkeeping is `training.label`'s (`plan_chunks`, `store_chunk`), so the shard files,
+The chunk bookkeeping is `training.label_shards`' (`plan_chunks`, `store_chunk`), so the shard files,
 their names and the returned scores are the ones the single-process path writes, and a run
 may resume on either engine. Each actor rebuilds its teacher from the recipe's spec (a model is
 never pickled); the driver writes every finished chunk atomically as it arrives, so a killed run
@@ -21,7 +21,7 @@ import numpy as np
 
 from edgemod.errors import EdgemodError, MissingDependencyError
 from edgemod.recipe import Recipe, TeacherSpec
-from edgemod.training.label import _items, plan_chunks, progress_bar, store_chunk
+from edgemod.training.label_shards import chunk_items, plan_chunks, progress_bar, store_chunk
 
 log = logging.getLogger(__name__)
 API_KINDS = {"openai", "anthropic", "hive"}
@@ -90,7 +90,7 @@ def _score_chunks(actors, chunks):
     """Yield `(chunk index, scores)` in finishing order, one chunk in flight per actor."""
     from ray.util import ActorPool
 
-    work = [(i, _items(chunk)) for i, (_, chunk) in enumerate(chunks)]
+    work = [(i, chunk_items(chunk)) for i, (_, chunk) in enumerate(chunks)]
     yield from ActorPool(actors).map_unordered(lambda actor, job: actor.score.remote(*job), work)
 
 

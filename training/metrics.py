@@ -25,8 +25,14 @@ def classification_report(gold: Sequence[str], probs: np.ndarray, labels: Sequen
 
     `predicted` holds class indices (e.g. from thresholds); argmax of `probs` when omitted.
     """
-    from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix,
-                                 f1_score, precision_recall_fscore_support, roc_auc_score)
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     y = label_indices(gold, labels)
     pred = probs.argmax(axis=1) if predicted is None else predicted

@@ -1,34 +1,34 @@
 """`edgemod train`: distil the recipe's teachers into its student.
 
 Reads the label stage's manifest and Parquet file, prepares the task's inputs (a tokenizer with its
-normalizer, or image pre-processing and augmentation), trains with early stopping on validation macro-F1, picks per-class thresholds on validation, reports validation and
-test metrics for the student and the teacher, and writes a run folder with `manifest.json`.
+normalizer, or image pre-processing and augmentation), trains with early stopping on validation
+macro-F1, picks per-class thresholds on validation, reports validation and test metrics for the
+student and the teacher, and writes a run folder with `manifest.json`.
 The whole loop reads top to bottom here; data preparation and evaluation sit just below it.
 """
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 
+from edgemod.console import say
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
 from edgemod.recipe import POST_TRAINING, Recipe, apply_overrides, parse_recipe
+from edgemod.runtime.decision import decide
+from edgemod.training import freezing, weight_grid
 from edgemod.training.distill import distillation_loss
 from edgemod.training.distributed import DistributedContext, GlobalBatches
-from edgemod.training.label import label_fingerprint
 from edgemod.training.inputs import Split, student_inputs
+from edgemod.training.label import label_fingerprint
 from edgemod.training.metrics import classification_report
-from edgemod.runtime.decision import decide
 from edgemod.training.thresholds import choose_thresholds, operating_points
-from edgemod.training import freezing, weight_grid
 
-log = logging.getLogger(__name__)
 STAGE = "train"
 WEIGHTS = "model.safetensors"
 PRETRAINED_PROVENANCE = "edgemod_pretrained"  # training.vision.pretrained.PROVENANCE_ATTR (no torch import here)
@@ -47,7 +47,7 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
         console = None  # rank 0 alone reports; the others log
     # rank 0 decides (other nodes may not see the run folder), so every rank takes the same path
     if (done := dist.broadcast_object(finished_run(out, STAGE, key) if dist.is_main else None)) is not None:
-        _say(console, f"train: nothing to do, {out} is up to date")
+        say(console, f"train: nothing to do, {out} is up to date")
         dist.close()
         return done
     torch.manual_seed(recipe.distill.seed)  # same initial weights on every rank
@@ -92,7 +92,7 @@ def _read_labels(path: Path):
 def _prepare(recipe: Recipe, table):
     """Task-specific inputs (tokenizer or image pre-processing) and the train/validation/test splits."""
     inputs = student_inputs(recipe, table)
-    soft = table[[f"p:{l}" for l in recipe.labels]].to_numpy(np.float32)
+    soft = table[[f"p:{name}" for name in recipe.labels]].to_numpy(np.float32)
     gold = _gold_matrix(table["label"], recipe)
     usable = np.ones(len(table), dtype=bool)
     usable[inputs.bad_rows] = False
@@ -108,7 +108,7 @@ def _gold_matrix(labels, recipe: Recipe) -> np.ndarray:
     """Class index per row (-1 when unlabelled), or a multi-hot matrix (`a|b`) for multi-label."""
     index = {label: i for i, label in enumerate(recipe.labels)}
     if not recipe.multi_label:
-        return np.array([index[l] if isinstance(l, str) else -1 for l in labels], dtype=np.int64)
+        return np.array([index[name] if isinstance(name, str) else -1 for name in labels], dtype=np.int64)
     gold = np.full((len(labels), len(recipe.labels)), -1, dtype=np.int64)
     for row, value in enumerate(labels):
         if isinstance(value, str):
@@ -146,7 +146,6 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} samples/s  loss {task.fields[loss]}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, disable=not dist.is_main) as progress:
-        say = progress.console.print if dist.is_main else log.info
         for epoch in range(state["epoch"] + 1, spec.epochs + 1):
             done = state.get("step_in_epoch", 0)  # > 0 only when resuming inside this epoch
             task = progress.add_task(f"epoch {epoch}/{spec.epochs}", total=steps_per_epoch, completed=done,
@@ -178,7 +177,6 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
                 loss_sum, batches = loss_sum + loss.item(), batches + 1
                 progress.update(task, advance=1, loss=f"{loss.item():.4f}",
                                 rate=f"{seen / max(time.time() - started, 1e-9):,.0f}")
-                _maybe_fail_for_test(state["step"], dist, checkpoints)
                 if state["step"] >= total_steps:
                     break
                 if save_every and state["step_in_epoch"] % save_every == 0:
@@ -190,7 +188,7 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
             state["history"].append({"epoch": epoch, "validation_macro_f1": score, "step": state["step"],
                                      "train_loss": round(dist.all_reduce_mean(loss_sum / max(batches, 1)), 6),
                                      "samples_per_s": round(seen / max(time.time() - started, 1e-9), 1)})
-            say(f"epoch {epoch}: validation macro-F1 {score:.4f}")
+            say(console, f"epoch {epoch}: validation macro-F1 {score:.4f}")
             if score > state["best"]:
                 state["best"], state["best_epoch"] = score, epoch
                 if dist.is_main:
@@ -200,7 +198,7 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
                 _save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
             dist.barrier()  # the checkpoint is on disk before any rank goes on
             if epoch - state["best_epoch"] >= spec.patience or state["step"] >= total_steps:
-                say(f"stopping after epoch {epoch} (best epoch {state['best_epoch']})")
+                say(console, f"stopping after epoch {epoch} (best epoch {state['best_epoch']})")
                 break
     return state["history"]
 
@@ -249,20 +247,6 @@ def _checkpoint_every(steps_per_epoch: int) -> int:
 
     value = os.environ.get("EDGEMOD_CHECKPOINT_EVERY")
     return max(1, int(value)) if value else max(1, steps_per_epoch // 10)
-
-
-def _maybe_fail_for_test(step: int, dist: DistributedContext, checkpoints: Path) -> None:
-    """Test hook: EDGEMOD_TEST_FAIL_AT_STEP=N kills rank 1 abruptly after step N, once."""
-    import os
-
-    at = os.environ.get("EDGEMOD_TEST_FAIL_AT_STEP")
-    if not at or step != int(at) or dist.rank != min(1, dist.world - 1):
-        return
-    marker = checkpoints / f".test-failed-at-{at}"
-    if not marker.exists():
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-        os._exit(1)
 
 
 def _to_device(batch_inputs: list, soft, gold, device):
@@ -340,7 +324,7 @@ def _resume(checkpoints: Path, key: str, model, optimizer, scheduler, console,
     scheduler.load_state_dict(saved["scheduler"])
     state = saved["state"]
     inside = f", batch {state['step_in_epoch']} of epoch {state['epoch'] + 1}" if state.get("step_in_epoch") else ""
-    _say(console, f"train: resuming at step {state['step']} (after epoch {state['epoch']}{inside})")
+    say(console, f"train: resuming at step {state['step']} (after epoch {state['epoch']}{inside})")
     return state
 
 
@@ -352,10 +336,10 @@ def _read_checkpoint(path: Path, key: str, console) -> dict | None:
     try:
         saved = torch.load(path, weights_only=False, map_location="cpu")
     except Exception as error:
-        _say(console, f"train: checkpoint {path} is unreadable ({error}); starting from scratch")
+        say(console, f"train: checkpoint {path} is unreadable ({error}); starting from scratch")
         return None
     if saved.get("key") != key:
-        _say(console, "train: checkpoint belongs to other inputs; starting from scratch")
+        say(console, "train: checkpoint belongs to other inputs; starting from scratch")
         return None
     return saved
 
@@ -439,7 +423,7 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
     write_json_atomic(out / "thresholds.json", thresholds)
     rows = []
     for name in ("validation", "test"):
-        frame = pd.DataFrame(probs[name], columns=[f"student:{l}" for l in labels])
+        frame = pd.DataFrame(probs[name], columns=[f"student:{label}" for label in labels])
         frame.insert(0, "key", splits[name].keys)
         frame.insert(1, "role", name)
         rows.append(frame)
@@ -484,10 +468,3 @@ def _evaluate_multi_label(recipe: Recipe, split: Split, student_probs: np.ndarra
             "student_at_thresholds": {**summary(student_probs, decide(student_probs, recipe.labels, thresholds)),
                                       "operating_points": operating_points(student_probs, split.gold, recipe.labels, thresholds)},
             "teacher": summary(split.soft, split.soft >= 0.5)}
-
-
-def _say(console, message: str) -> None:
-    if console is not None:
-        console.print(message)
-    else:
-        log.info(message)

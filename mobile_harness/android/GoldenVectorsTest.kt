@@ -13,7 +13,7 @@
 // What it asserts, per golden item (golden/<artifact>.json, written by `edgemod export`):
 //   - every class score is within tolerance.max_abs_score_diff of expected_scores;
 //   - the decision at the shipped thresholds equals expected_decision, unless the item sits within
-//     the tolerance of a threshold (threshold_margin <= tolerance), exactly as export.golden does.
+//     the tolerance of a threshold (threshold_margin <= tolerance), exactly as edgemod.runtime.golden does.
 // It feeds the golden inputs (int32 token ids and mask, or a float32 NCHW image stored as base64
 // little-endian), quantizing them when the model's input is int8, with the interpreter's default
 // CPU path (XNNPACK) and the chosen thread count: the LiteRT runtime on this phone is what is
@@ -87,7 +87,7 @@ class GoldenVectorsTest {
                     assertTrue("$key: score of '${labels[c]}' is ${scores[c]}, expected $want ± $limit",
                                abs(scores[c] - want) <= limit)
                 }
-                // Items this close to a threshold may flip within tolerance; export.golden excuses them too.
+                // Items this close to a threshold may flip within tolerance; edgemod.runtime.golden excuses them too.
                 if (item.getDouble("threshold_margin") > limit) {
                     assertEquals("$key: decision at the shipped thresholds",
                                  expectedDecision(item), decide(scores, labels, thresholds))
@@ -101,7 +101,7 @@ class GoldenVectorsTest {
             ?: testContext.assets.open(asset).use { it.readBytes() }
 
     /** litert-torch names inputs ..._args_0, ..._args_1 in the module's argument order; the
-     *  tensor indices need not follow it (export/runners.py sorts the same way). */
+     *  tensor indices need not follow it (edgemod/runtime/runners.py sorts the same way). */
     private fun inputOrder(interpreter: Interpreter): List<Int> =
         (0 until interpreter.inputTensorCount).sortedBy { index ->
             interpreter.getInputTensor(index).name().substringAfterLast('_').substringBefore(':').toIntOrNull() ?: 0
@@ -116,7 +116,7 @@ class GoldenVectorsTest {
                 DataType.FLOAT32 -> while (floats.hasRemaining()) buffer.putFloat(floats.get())
                 DataType.INT8 -> {
                     val q = tensor.quantizationParams()
-                    // Math.rint rounds half to even, like numpy's round in export/runners.py.
+                    // Math.rint rounds half to even, like numpy's round in edgemod/runtime/runners.py.
                     while (floats.hasRemaining()) {
                         val value = Math.rint((floats.get() / q.scale + q.zeroPoint).toDouble()).coerceIn(-128.0, 127.0)
                         buffer.put(value.toInt().toByte())

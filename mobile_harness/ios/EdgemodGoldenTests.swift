@@ -5,7 +5,7 @@
 // What it asserts, per golden item (golden/<artifact>.json, written by `edgemod export`):
 //   - the model's score for every class is within tolerance.max_abs_score_diff of expected_scores;
 //   - the decision at the shipped thresholds equals expected_decision, unless the item sits within
-//     the tolerance of a threshold (threshold_margin <= tolerance), exactly as export.golden does.
+//     the tolerance of a threshold (threshold_margin <= tolerance), exactly as edgemod.runtime.golden does.
 // Inputs are the golden inputs themselves (int32 token ids and mask, or a float32 NCHW image stored
 // as base64 little-endian bytes): this checks the Core ML runtime on the device. The tokenizer and
 // image pre-processing are checked by `edgemod harness golden`, which rebuilds the inputs from the
@@ -46,7 +46,7 @@ final class EdgemodGoldenTests: XCTestCase {
                 XCTAssertLessThanOrEqual(abs(got - want), limit,
                                          "\(item.key): score of '\(golden.labels[c])' is \(got), expected \(want) ± \(limit)")
             }
-            // Items this close to a threshold may flip within tolerance; export.golden excuses them too.
+            // Items this close to a threshold may flip within tolerance; edgemod.runtime.golden excuses them too.
             if item.thresholdMargin > limit {
                 XCTAssertEqual(golden.thresholds.decide(scores, labels: golden.labels), item.expectedDecision,
                                "\(item.key): decision at the shipped thresholds")

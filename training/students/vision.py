@@ -110,10 +110,10 @@ def student_preprocess(model, image_size: int | None = None):
 
     `image_size` overrides the size the model was built for, which overrides timm's default.
     """
-    from edgemod.training.vision.preprocess import PreprocessConfig
+    from edgemod.training.vision.preprocess import preprocess_from_timm
 
     built = getattr(model, BUILD_OPTIONS_ATTR, {}).get("image_size")
-    return PreprocessConfig.from_timm(model, image_size=image_size or built)
+    return preprocess_from_timm(model, image_size=image_size or built)
 
 
 def reparameterize(model):

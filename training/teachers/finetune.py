@@ -84,9 +84,9 @@ def run(recipe: Recipe, out: Path, config: FinetuneConfig) -> Manifest:
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={l: i for i, l in enumerate(labels)},
+        label2id={name: i for i, name in enumerate(labels)},
     )
-    y_train = np.array([labels.index(l) for l in train["label"]])
+    y_train = np.array([labels.index(name) for name in train["label"]])
     steps = config.epochs * math.ceil(len(train) / config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps,

@@ -37,13 +37,13 @@ from edgemod.locales import locale_scope
 from edgemod.recipe import TeacherSpec
 from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
 from edgemod.training.teachers.common import (
-    model_file,
-    preset_name,
     TeacherOptions,
     batches,
     check_width,
     identity_string,
+    model_file,
     parse_options,
+    preset_name,
     require_path,
 )
 

@@ -27,17 +27,17 @@ from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_file
 from edgemod.recipe import TeacherSpec
 from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
-from edgemod.training.teachers.onnx_teacher import package_file
 from edgemod.training.teachers.common import (
-    model_file,
-    preset_name,
     TeacherOptions,
-    score_in_batches,
     check_width,
     identity_string,
+    model_file,
     parse_options,
+    preset_name,
     require_path,
+    score_in_batches,
 )
+from edgemod.training.teachers.onnx_teacher import package_file
 
 log = logging.getLogger(__name__)
 

@@ -32,15 +32,15 @@ from edgemod.errors import EdgemodError, MissingDependencyError, did_you_mean
 from edgemod.fsutil import sha256_tree
 from edgemod.recipe import TeacherSpec
 from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
-from edgemod.training.teachers.onnx_teacher import TOKEN_INPUTS, load_tokenizer
 from edgemod.training.teachers.common import (
     TeacherOptions,
-    score_in_batches,
     check_width,
     identity_string,
     parse_options,
     require_path,
+    score_in_batches,
 )
+from edgemod.training.teachers.onnx_teacher import TOKEN_INPUTS, load_tokenizer
 
 
 def import_tensorflow():

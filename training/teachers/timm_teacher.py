@@ -54,9 +54,9 @@ class TimmTeacher:
     def __init__(self, folder: Path, options: TimmOptions):
         import torch
 
+        from edgemod.runtime.image import PreprocessConfig, eval_transform
         from edgemod.training.students.vision import count_parameters
         from edgemod.training.vision.checkpoint import WEIGHTS, load_image_checkpoint
-        from edgemod.training.vision.preprocess import PreprocessConfig, eval_transform
 
         self.folder = folder
         self.options = options
@@ -95,7 +95,7 @@ class TimmTeacher:
         """The pre-processed float tensor [n, 3, H, W] for these items' image files."""
         import torch
 
-        from edgemod.training.vision.images import load_image
+        from edgemod.runtime.image import load_image
 
         background = tuple(self.preprocess.alpha_background)
 

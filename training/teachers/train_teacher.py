@@ -83,6 +83,6 @@ def run(recipe: Recipe, out: Path, arch: str, image_size: int | None = None, epo
 def _gold_table(recipe: Recipe):
     """Items with one-hot gold targets in the `p:` columns, shaped like a label run's table."""
     table = collect_items(recipe)
-    for i, label in enumerate(recipe.labels):
+    for label in recipe.labels:
         table[f"p:{label}"] = (table["label"] == label).astype(np.float32)
     return table

@@ -1,4 +1,5 @@
-"""Vision data for students: pre-processing contract, image decoding, augmentation, balancing."""
+"""Vision data for training students: timm's pre-processing config, scanning image sets, augmentation,
+balancing. Decoding and eval pre-processing are the on-device contract: `edgemod.runtime.image`."""
 from edgemod.training.vision.augment import (
     AugmentSpec,
     ColorJitterSpec,
@@ -8,37 +9,21 @@ from edgemod.training.vision.augment import (
     class_weights,
     train_transform,
 )
-from edgemod.training.vision.images import (
-    BadImage,
-    BadImagesWarning,
-    ImageDataset,
-    ImageLoadError,
-    ScanReport,
-    decode_image,
-    load_image,
-    scan_images,
-    to_rgb,
-)
-from edgemod.training.vision.preprocess import NEUTRAL_BACKGROUND, PreprocessConfig, eval_transform
+from edgemod.training.vision.images import BadImage, BadImagesWarning, ImageDataset, ScanReport, scan_images
+from edgemod.training.vision.preprocess import preprocess_from_timm
 
 __all__ = [
-    "NEUTRAL_BACKGROUND",
     "AugmentSpec",
     "BadImage",
     "BadImagesWarning",
     "ColorJitterSpec",
     "ImageDataset",
-    "ImageLoadError",
     "JpegSpec",
-    "PreprocessConfig",
     "RandomJpeg",
     "ScanReport",
     "class_balanced_sampler",
     "class_weights",
-    "decode_image",
-    "eval_transform",
-    "load_image",
+    "preprocess_from_timm",
     "scan_images",
-    "to_rgb",
     "train_transform",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgemod.errors import EdgemodError
 from edgemod.recipe import AugmentSpec, ColorJitterSpec, JpegSpec  # noqa: F401  (re-exported)
-from edgemod.training.vision.preprocess import PreprocessConfig, eval_transform, interpolation_mode, tensor_and_normalise
+from edgemod.runtime.image import PreprocessConfig, eval_transform, interpolation_mode, tensor_and_normalise
 
 
 class RandomJpeg:
@@ -64,7 +64,8 @@ def train_transform(cfg: PreprocessConfig, spec: AugmentSpec | None = None):
     steps = []
     if spec.rotation:
         # Fill with the alpha background (mid grey) so rotated corners look like "nothing".
-        steps.append(T.RandomRotation(spec.rotation, interpolation=interpolation_mode("bilinear"), fill=list(cfg.alpha_background)))
+        steps.append(T.RandomRotation(spec.rotation, interpolation=interpolation_mode("bilinear"),
+                                      fill=list(cfg.alpha_background)))
     if any((jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue)):
         steps.append(T.ColorJitter(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue))
     if spec.jpeg.p > 0:

@@ -24,7 +24,7 @@ from edgemod.errors import EdgemodError, did_you_mean
 from edgemod.fsutil import sha256_file
 
 if TYPE_CHECKING:
-    from edgemod.training.vision.preprocess import PreprocessConfig
+    from edgemod.runtime.image import PreprocessConfig
 
 FORMAT = "edgemod.image-checkpoint"
 FORMAT_VERSION = 1

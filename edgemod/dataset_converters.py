@@ -1,4 +1,4 @@
-"""Converters: rebuild each catalog CSV from the raw upstream files listed under `raw:` in datasets.yaml.
+"""Dataset converters: rebuild each catalog CSV from the raw upstream files listed under `raw:` in datasets.yaml.
 
 One converter per set, registered beside its definition:
 
@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from edgemod.catalog import DEFAULT_CACHE, Catalog, load_catalog, normalise_text
+from edgemod.catalog import DEFAULT_CACHE, Catalog, load_catalog
+from edgemod.dataset_validation import normalise_text
 from edgemod.errors import EdgemodError, unknown_choice
 from edgemod.fsutil import atomic_path, sha256_file
 
@@ -72,7 +73,7 @@ def list_converters() -> list[str]:
 # Running a converter
 
 
-def write_converted(frame: "pd.DataFrame", out: str | Path) -> Path:
+def write_converted(frame: pd.DataFrame, out: str | Path) -> Path:
     """Write a converted table the way the mirror's CSVs are written (csv-module `\\r\\n` ends)."""
     with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\r\n", encoding="utf-8")
@@ -152,7 +153,7 @@ def _read(path: Path, sep: str = ","):
     return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
 
 
-def _map_codes(values: "pd.Series", codes: dict[str, str], what: str, path: Path) -> "pd.Series":
+def _map_codes(values: pd.Series, codes: dict[str, str], what: str, path: Path) -> pd.Series:
     unknown = sorted(set(values) - set(codes))
     if unknown:
         raise EdgemodError(
@@ -167,7 +168,7 @@ def _map_codes(values: "pd.Series", codes: dict[str, str], what: str, path: Path
 
 
 @register_converter("hatexplain")
-def convert_hatexplain(raw: dict[str, Path]) -> "pd.DataFrame":
+def convert_hatexplain(raw: dict[str, Path]) -> pd.DataFrame:
     """MBIB's HateXplain CSV + the official post_id_divisions.json -> id,text,label,split."""
     import pandas as pd
 
@@ -191,7 +192,7 @@ def convert_hatexplain(raw: dict[str, Path]) -> "pd.DataFrame":
 
 
 @register_converter("olid")
-def convert_olid(raw: dict[str, Path]) -> "pd.DataFrame":
+def convert_olid(raw: dict[str, Path]) -> pd.DataFrame:
     """OLID v1.0 training TSV + level-A test set with its gold labels -> id,text,subtask_a/b/c,split."""
     import pandas as pd
 
@@ -221,7 +222,7 @@ def _labels_for(test, raw: dict[str, Path], filename: str, required: bool = Fals
 
 
 @register_converter("davidson")
-def convert_davidson(raw: dict[str, Path]) -> "pd.DataFrame":
+def convert_davidson(raw: dict[str, Path]) -> pd.DataFrame:
     """Davidson et al. labeled_data.csv -> id,text,label,votes,hate_votes,offensive_votes,neither_votes."""
     import pandas as pd
 
@@ -255,7 +256,7 @@ def sms_split(text: str) -> str:
 
 
 @register_converter("sms_spam", reproduces_mirror=False)
-def convert_sms_spam(raw: dict[str, Path]) -> "pd.DataFrame":
+def convert_sms_spam(raw: dict[str, Path]) -> pd.DataFrame:
     """SMS Spam Collection v.1 (`label<TAB>text` lines) -> id,text,label,split (split by `sms_split`).
 
     The mirror's sms_spam.csv has the same ids (0-based line numbers), texts and labels, but its

@@ -102,7 +102,8 @@ def _require_pass(gate_dir: Path, gate: Manifest, result: dict) -> None:
         return
     failed = [c for c in result.get("checks", []) if not c["passed"]]
     # No square brackets: the CLI prints messages through rich, which would read them as markup.
-    lines = [f"  - {c['name']} on {c['subject']}: {c['value']} (budget {c['budget']})" + (f"; {c['detail']}" if c["detail"] else "")
+    lines = [f"  - {c['name']} on {c['subject']}: {c['value']} (budget {c['budget']})"
+             + (f"; {c['detail']}" if c["detail"] else "")
              for c in failed]
     raise EdgemodError(
         f"the gate in {gate_dir} did not pass ({len(failed)} of {len(result.get('checks', []))} checks failed); "
@@ -192,7 +193,7 @@ def _manifest(runs: _Runs, name: str, version: str, published_by: str, artifacts
     export, recipe = runs.export, runs.gate.recipe
     return {
         "schema": SCHEMA, "name": name, "version": version,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "published_by": published_by, "recipe": recipe.get("name"), "task": recipe.get("task"),
         "multi_label": recipe.get("multi_label", False),
         "labels": export.details["labels"], "thresholds": export.details["thresholds"],

@@ -107,7 +107,7 @@ class TextNormalizer:
 
 
 def load_normalizer(name: str = DEFAULT_NORMALIZER) -> TextNormalizer:
-    """Load a normalizer shipped in `training/text/normalizers/`."""
+    """Load a normalizer shipped in `edgemod/runtime/normalizers/`."""
     path = SPEC_DIR / f"{name}.json"
     if not path.is_file():
         known = available_normalizers()
@@ -117,6 +117,7 @@ def load_normalizer(name: str = DEFAULT_NORMALIZER) -> TextNormalizer:
 
 
 def available_normalizers() -> list[str]:
+    """Names of the shipped normalizer specs, sorted."""
     return sorted(p.stem for p in SPEC_DIR.glob("*.json"))
 
 
@@ -134,7 +135,7 @@ def spec_sha256(spec: Mapping[str, Any]) -> str:
 def _check_keys(where: str, given: Mapping[str, Any], required: set[str], allowed: set[str]) -> None:
     if not isinstance(given, Mapping):
         raise EdgemodError(f"{where} must be a JSON object, got {type(given).__name__}",
-                           "see training/text/normalizers/moderation-v1.json for the layout")
+                           "see edgemod/runtime/normalizers/moderation-v1.json for the layout")
     for key in given:
         if key not in allowed:
             raise EdgemodError(f"{where}: unknown key '{key}'{did_you_mean(key, allowed)}",

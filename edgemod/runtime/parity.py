@@ -1,4 +1,7 @@
-"""Parity of an artifact against the fp32 student on real items: do they decide the same?"""
+"""Parity of an artifact against the fp32 student on real items: do they decide the same?
+
+Export records it per artifact; the gate and the report read it from there.
+"""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,7 @@
-"""Latency of one call, measured the way a device calls a model: batch 1, after warm-up."""
+"""Latency measured the way a device calls a model: batch 1, after warm-up.
+
+Export and bench both time artifacts with `interleaved`, so their numbers are comparable.
+"""
 from __future__ import annotations
 
 import time
@@ -7,25 +10,20 @@ from collections.abc import Callable
 import numpy as np
 
 
-def measure(call: Callable[[], object], runs: int = 200, warmup: int = 20) -> dict:
-    """p50/p90/p99/mean in milliseconds over `runs` timed calls."""
-    for _ in range(warmup):
-        call()
-    times = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter()
-        call()
-        times[i] = time.perf_counter() - start
-    times *= 1e3
-    return {"p50_ms": round(float(np.percentile(times, 50)), 4), "p90_ms": round(float(np.percentile(times, 90)), 4),
-            "p99_ms": round(float(np.percentile(times, 99)), 4), "mean_ms": round(float(times.mean()), 4),
-            "runs": runs}
-
-
 def interleaved(calls: dict[str, Callable[[], object]], rounds: int = 5, runs: int = 100,
                 warmup: int = 20, keep_samples: bool = False) -> dict[str, dict]:
-    """Measure several calls in alternating rounds so a noisy neighbour hits them all alike;
-    each call's p50 is the median of its per-round medians."""
+    """Time several calls in alternating rounds, so a noisy neighbour hits them all alike.
+
+    Args:
+        calls: name -> a call without arguments (one batch-1 inference).
+        rounds: how many times the calls take turns; `runs` timed calls each per round.
+        warmup: untimed calls per call before the first round.
+        keep_samples: also return every timed call in milliseconds.
+
+    Returns:
+        name -> p50/p90/p99/mean in milliseconds, the spread of the per-round medians relative to
+        the p50 (how much the machine drifted), and the number of timed runs.
+    """
     for call in calls.values():
         for _ in range(warmup):
             call()

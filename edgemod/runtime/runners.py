@@ -2,20 +2,24 @@
 
 Runners feed the exact tensors a device would (int32 token ids and mask, or the pre-processed
 float image), quantize/dequantize int8 model inputs and outputs with the model's own parameters,
-and use the runtime's default CPU path (XNNPACK for LiteRT) with a chosen thread count.
+and use the runtime's default CPU path (XNNPACK for LiteRT) with a chosen thread count. Each
+runtime (ai-edge-litert, onnxruntime, coremltools, torch) is imported when its runner is built.
 """
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from edgemod.errors import EdgemodError, MissingDependencyError
+from edgemod.errors import EdgemodError, MissingDependencyError, unknown_choice
 
 
 class Runner(Protocol):
+    """`runner({input name: batch-1 array}) -> float32 scores [1, C]`."""
+
     input_names: tuple[str, ...]
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray: ...
@@ -48,6 +52,7 @@ class TFLiteRunner:
         return sum(op["op_name"] == "DELEGATE" for op in self.interpreter._get_ops_details())
 
     def io_details(self) -> dict:
+        """Input and output tensors as the interpreter sees them (names, shapes, dtypes, int8 params)."""
         def describe(d):
             scale, zero_point = d["quantization"]
             return {"tensor": d["name"], "shape": [int(x) for x in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
@@ -77,6 +82,8 @@ ONNX_SESSION_CONFIG = {"session.x64quantprecision": "1"}
 
 
 class OnnxRunner:
+    """onnxruntime on the CPU execution provider, with `ONNX_SESSION_CONFIG` where the graph accepts it."""
+
     def __init__(self, path: str | Path, input_names: tuple[str, ...], threads: int = 1):
         self.input_names = input_names
         try:
@@ -85,6 +92,7 @@ class OnnxRunner:
             self.session, self.session_config = _onnx_session(path, threads, {}), {}
 
     def io_details(self) -> dict:
+        """Input and output tensors of the session, and the session options it runs with."""
         def describe(arg):
             return {"tensor": arg.name, "shape": list(arg.shape), "dtype": arg.type}
 
@@ -116,8 +124,6 @@ class CoreMLRunner:
                                "run the Core ML parity check on a Mac: `edgemod export` does it there automatically")
         import coremltools as ct
 
-        import json
-
         self.input_names = input_names
         self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
         # single-label exports are classifiers: probabilities come back as {label: p} under this name
@@ -132,6 +138,8 @@ class CoreMLRunner:
 
 
 class TorchRunner:
+    """A torch module (eager, inference mode) behind the same call signature as the artifacts."""
+
     def __init__(self, module, input_names: tuple[str, ...], threads: int | None = None):
         self.module, self.input_names, self.threads = module, input_names, threads
 
@@ -145,6 +153,7 @@ class TorchRunner:
 
 
 def coreml_can_predict() -> bool:
+    """Whether Core ML predictions can run here (macOS only)."""
     return platform.system() == "Darwin"
 
 
@@ -152,6 +161,14 @@ RUNNERS = {"tflite": TFLiteRunner, "onnx": OnnxRunner, "coreml": CoreMLRunner}
 
 
 def load_runner(target: str, path: str | Path, input_names: tuple[str, ...], threads: int = 1) -> Runner:
+    """The runner of an artifact file for `target` (tflite, onnx or coreml) with `threads` threads.
+
+    Raises:
+        MissingDependencyError: the target's runtime package is not installed.
+        EdgemodError: an unknown target, or a Core ML artifact off macOS.
+    """
+    if target not in RUNNERS:
+        raise unknown_choice("target", target, RUNNERS)
     try:
         return RUNNERS[target](path, input_names, threads)
     except ImportError as error:
