@@ -51,15 +51,21 @@ def debug_requested() -> bool:
 def quiet_process() -> Iterator[None]:
     """Silence the libraries' start-up output while a command runs; enter it before they are imported.
 
-    Library settings and logger levels stay for the rest of the process; fd 2 is handed back from
-    the filter process on exit.
+    Logger levels stay for the rest of the process. The environment is restored on exit, so a caller
+    of `main()` in-process (and its later subprocesses) keeps its own settings; fd 2 is handed back
+    from the filter process.
     """
-    for name, value in LIBRARY_SETTINGS.items():
-        os.environ.setdefault(name, value)
+    added = [name for name in LIBRARY_SETTINGS if name not in os.environ]
+    for name in added:
+        os.environ[name] = LIBRARY_SETTINGS[name]
     for name in START_UP_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
-    with _filtered_native_stderr():
-        yield
+    try:
+        with _filtered_native_stderr():
+            yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 @contextlib.contextmanager

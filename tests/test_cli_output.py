@@ -28,7 +28,8 @@ CAPTURED_NATIVE_NOISE = [
 
 
 def run_noisy_cli(*args: str, tmp_path: Path) -> str:
-    env = {key: value for key, value in os.environ.items() if key != "EDGEMOD_DEBUG"}
+    # The user's terminal, not this test process: no debug flag and none of the settings quiet_process makes.
+    env = {key: value for key, value in os.environ.items() if key != "EDGEMOD_DEBUG" and key not in LIBRARY_SETTINGS}
     done = subprocess.run([sys.executable, str(NOISY_CLI), *args, "noise", str(tmp_path / "bert")], env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
