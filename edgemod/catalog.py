@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgemod.errors import EdgemodError, did_you_mean
+from edgemod.errors import EdgemodError, did_you_mean, yaml_problem
 
 CATALOG_ENV = "EDGEMOD_CATALOG"
 DATA_DIR_ENV = "EDGEMOD_DATA_DIR"
@@ -133,14 +133,32 @@ def default_catalog_path() -> Path:
 
 @lru_cache(maxsize=8)
 def _load_catalog_cached(path: str, mtime: float) -> Catalog:
-    data: dict[str, Any] = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    from pydantic import ValidationError
+
+    from edgemod.errors import validation_lines
+    from edgemod.fsutil import read_user_text
+
+    fix = f"fix the catalog file, or point {CATALOG_ENV} at the project's datasets.yaml"
+    try:
+        data = yaml.safe_load(read_user_text(path, "dataset catalog"))
+    except yaml.YAMLError as error:
+        raise EdgemodError(f"dataset catalog {path} is not valid YAML: {yaml_problem(error)}", fix) from None
+    if not isinstance(data, dict) or not isinstance(data.get("datasets", {}), dict):
+        raise EdgemodError(f"dataset catalog {path} must be a mapping with a `datasets:` mapping", fix)
     for name, entry in data.get("datasets", {}).items():
+        if not isinstance(entry, dict):
+            raise EdgemodError(f"dataset catalog {path}: entry '{name}' must be a mapping", fix)
         entry["name"] = name
-    return Catalog.model_validate({**data, "path": Path(path).resolve()})
+    try:
+        return Catalog.model_validate({**data, "path": Path(path).resolve()})
+    except ValidationError as error:
+        raise EdgemodError(f"invalid dataset catalog {path}:\n{validation_lines(error, Catalog.model_fields)}", fix) from None
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
     path = Path(path) if path else default_catalog_path()
+    if not path.exists():
+        raise EdgemodError(f"dataset catalog {path} not found", f"run from the project root or set {CATALOG_ENV}")
     return _load_catalog_cached(str(path.resolve()), path.stat().st_mtime)
 
 

@@ -9,10 +9,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgemod.cli_data import data_app
 from edgemod.cli_registry import register_registry_commands
-from edgemod.errors import EdgemodError
+from edgemod.errors import EdgemodError, os_error
 from edgemod.mobile_harness.cli import harness_app
 from edgemod.quiet import DEBUG_VARIABLE, debug_requested, quiet_process
 
@@ -310,16 +311,20 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print the problem and the fix, and exit with code 2."""
+    """Entry point: user errors print the problem and a `fix:` line, and exit with code 2.
+
+    Filesystem errors no reader turned into an EdgemodError (disk full, permissions, a read-only
+    mount) are converted here, so none reaches the user as a traceback; EDGEMOD_DEBUG=1 shows it too.
+    """
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="edgemod", standalone_mode=False)
         if isinstance(code, int) and code:  # a command's typer.Exit(code), returned in non-standalone mode
             return code
     except EdgemodError as error:
-        console.print(f"[red]error:[/red] {error.message}")
-        if error.hint:
-            console.print(f"[yellow]fix:[/yellow] {error.hint}")
-        return 2
+        return _report(error)
+    except OSError as error:  # last resort; readers raise EdgemodErrors with a closer hint where they can
+        command = (sys.argv[1:] if argv is None else argv)[:1]
+        return _report(os_error(error, f"edgemod {command[0]}" if command else ""), cause=error)
     except typer.Exit as done:
         return done.exit_code
     except KeyboardInterrupt:
@@ -328,9 +333,23 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # usage errors arrive here in non-standalone mode
         if _is_usage_error(error):
             error.show()
+            command = getattr(getattr(error, "ctx", None), "command_path", None) or "edgemod"
+            console.print(f"[yellow]fix:[/yellow] see `{escape(command)} --help` for the arguments it takes", soft_wrap=True)
             return error.exit_code
         raise
     return 0
+
+
+def _report(error: EdgemodError, cause: BaseException | None = None) -> int:
+    """Print `error: ...` and `fix: ...` (each at the start of a line), and the traceback under EDGEMOD_DEBUG=1."""
+    if debug_requested():
+        import traceback
+
+        traceback.print_exception(cause or error, file=sys.stderr)
+    console.print(f"[red]error:[/red] {escape(error.message)}", soft_wrap=True)
+    console.print(f"[yellow]fix:[/yellow] {escape(error.hint or 'run the command with EDGEMOD_DEBUG=1 for details')}",
+                  soft_wrap=True)
+    return 2
 
 
 def _is_usage_error(error: Exception) -> bool:

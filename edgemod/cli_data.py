@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgemod.catalog import load_catalog
@@ -23,9 +24,9 @@ console = Console()
 
 
 def _fail(err: EdgemodError) -> None:
-    console.print(f"[red]error:[/red] {err.message}", soft_wrap=True)
+    console.print(f"[red]error:[/red] {escape(err.message)}", soft_wrap=True)
     if err.hint:
-        console.print(f"  [bold]fix:[/bold] {err.hint}", soft_wrap=True)
+        console.print(f"[bold]fix:[/bold] {escape(err.hint)}", soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -1,4 +1,4 @@
-"""`edgemod publish | promote | rollback | pull | list | show` and `edgemod registry keygen`.
+"""`edgemod publish | promote | rollback | pull | list | show` and `edgemod registry keygen | check`.
 
 Mounted by edgemod/cli.py with `register_registry_commands(app)`. Commands only parse flags, build
 the registry config (edgemod.yaml, then EDGEMOD_* variables, then these flags) and call
@@ -173,6 +173,33 @@ def keygen_command(
                   f"(public: EDGEMOD_TRUSTED_KEYS), key id {ident}")
 
 
+def check_command(
+    repair: Annotated[bool, typer.Option(help="complete or roll back what dead writers left; rebuild channels, index")] = False,
+    registry: RegistryOption = None, config: ConfigOption = None,
+) -> None:
+    """Check that every release is recorded once and channels point at releases; exit 2 with a fix when not."""
+    from edgemod.errors import EdgemodError
+    from edgemod.registry.check import check
+    from edgemod.registry.core import Registry
+
+    target = Registry(_config(config, registry))
+    target._require_writable()
+    report = check(target, repair)
+    for action in report.repaired:
+        console.print(f"[green]repaired[/green] {action}")
+    for intent in report.in_progress:
+        console.print(f"in progress (live writer): {intent}")
+    for finding in report.findings:
+        how = f"--repair will {finding.fix}" if finding.repairable else f"by hand: {finding.fix}"
+        console.print(f"[red]inconsistent[/red] {finding.where}: {finding.problem} ({how})", highlight=False)
+    if report.findings:
+        left = [f for f in report.findings if not f.repairable]
+        hint = ("run `edgemod registry check --repair`" if not left else
+                "fix the findings marked 'by hand', then run `edgemod registry check --repair`")
+        raise EdgemodError(f"{len(report.findings)} inconsistencies in {target.backend.url}", hint)
+    console.print(f"[green]consistent[/green] {target.backend.url}: every release recorded once, channels point at releases")
+
+
 def register_registry_commands(app: typer.Typer) -> None:
     """Add publish, promote, rollback, pull, list, show and the `registry` group to `app` (once)."""
     if getattr(app, "_edgemod_registry_commands", False):
@@ -186,4 +213,5 @@ def register_registry_commands(app: typer.Typer) -> None:
     app.command("show")(show_command)
     registry_app = typer.Typer(help="Registry keys and maintenance.", no_args_is_help=True)
     registry_app.command("keygen")(keygen_command)
-    app.add_typer(registry_app, name="registry", help="Create signing keys for the model registry.")
+    registry_app.command("check")(check_command)
+    app.add_typer(registry_app, name="registry", help="Signing keys (keygen) and consistency checks (check --repair).")

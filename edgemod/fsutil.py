@@ -64,3 +64,31 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
 
 def write_json_atomic(target: str | Path, data: Any) -> Path:
     return write_text_atomic(target, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_user_text(path: str | Path, what: str) -> str:
+    """The UTF-8 text of a file the user named (`what`: "recipe", "config file", ...).
+
+    Raises:
+        EdgemodError: the path is missing or a folder, cannot be read, or holds binary / non-UTF-8 bytes.
+    """
+    from edgemod.errors import EdgemodError, os_error
+
+    path = Path(path)
+    if path.is_dir():
+        raise EdgemodError(f"{what} {path} is a folder, not a file", f"pass the {what} itself, e.g. {path}/<name>.yaml")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise EdgemodError(f"{what} {path} not found", "check the path") from None
+    except OSError as error:
+        raise os_error(error, f"cannot read the {what}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise EdgemodError(f"{what} {path} is not UTF-8 text (byte {error.start} is {data[error.start]:#04x}); "
+                           "is it a binary file?", f"pass the {what} as a UTF-8 YAML/JSON text file") from None
+    if "\x00" in text:
+        raise EdgemodError(f"{what} {path} is a binary file (it contains NUL bytes)",
+                           f"pass the {what} as a UTF-8 YAML/JSON text file")
+    return text

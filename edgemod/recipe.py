@@ -8,7 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgemod.errors import EdgemodError, did_you_mean
+from edgemod.errors import EdgemodError, did_you_mean, yaml_problem
 from edgemod.fsutil import sha256_text
 
 
@@ -354,15 +354,24 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     """Apply `a.b.c=value` overrides (value parsed as YAML) to a nested dict."""
     for override in overrides:
         key, sep, raw = override.partition("=")
-        if not sep:
-            raise EdgemodError(f"override '{override}' has no '='", "write it as key.sub=value")
-        node = data
         parts = key.strip().split(".")
-        for part in parts[:-1]:
+        if not sep:
+            raise EdgemodError(f"override '{override}' has no '='", "write it as key.sub=value, e.g. distill.epochs=3")
+        if not all(parts):
+            raise EdgemodError(f"override '{override}' has an empty key", "write it as key.sub=value, e.g. distill.epochs=3")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise EdgemodError(f"override '{override}': '{part}' is not a mapping")
-        node[parts[-1]] = yaml.safe_load(raw)
+                where = ".".join(parts[:depth + 1])
+                raise EdgemodError(f"override '{override}': '{where}' is a {type(node).__name__}, not a mapping, "
+                                   "so it has no keys to set",
+                                   f"set the whole value instead, e.g. --set '{where}=[a, b]' (YAML syntax)")
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise EdgemodError(f"override '{override}': the value is not valid YAML ({yaml_problem(error)})",
+                               "quote it as YAML, e.g. --set 'distill={epochs: 3}' or --set 'name=\"a: b\"'") from None
     return data
 
 
@@ -393,13 +402,21 @@ def parse_recipe(data: dict[str, Any], source: str = "<dict>") -> Recipe:
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read and validate a recipe YAML file, applying `key=value` overrides."""
+    from edgemod.fsutil import read_user_text
+
     path = Path(path)
     if not path.exists():
         raise EdgemodError(f"recipe not found: {path}", "check the path; shipped recipes are in recipes/")
+    text = read_user_text(path, "recipe")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise EdgemodError(f"recipe {path} is not valid YAML: {error}") from None
+        raise EdgemodError(f"recipe {path} is not valid YAML: {yaml_problem(error)}",
+                           "fix the YAML at that position (indentation, a missing ':' or an unclosed quote or bracket)") from None
+    if data is None:
+        raise EdgemodError(f"recipe {path} is empty", "start from a shipped recipe in recipes/, e.g. recipes/text-hate.yaml")
     if not isinstance(data, dict):
-        raise EdgemodError(f"recipe {path} must be a mapping at the top level")
+        raise EdgemodError(f"recipe {path} must be a mapping at the top level (name:, task:, labels:, data:, ...), "
+                           f"not a {type(data).__name__}",
+                           "start from a shipped recipe in recipes/, e.g. recipes/text-hate.yaml")
     return parse_recipe(apply_overrides(data, overrides or []), str(path))

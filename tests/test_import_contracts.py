@@ -39,6 +39,7 @@ class Import:
     text: str  # the statement as written
     target: str  # imported module (or the module of an imported name)
     in_function: bool
+    type_only: bool = False  # under `if TYPE_CHECKING:`: read by type checkers, never run
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: `{self.text}`"
@@ -75,6 +76,7 @@ def find_imports(sources: dict[str, tuple[str, str, bool]]) -> list[Import]:
 class _ImportVisitor(ast.NodeVisitor):
     def __init__(self, module: str, path: str, is_package: bool, known: set[str]):
         self.module, self.path, self.known, self.imports, self.depth = module, path, known, [], 0
+        self.type_checking = False
         self.package = module if is_package else module.rpartition(".")[0]
 
     def _inside(self, node) -> None:
@@ -83,6 +85,17 @@ class _ImportVisitor(ast.NodeVisitor):
         self.depth -= 1
 
     visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _inside
+
+    def visit_If(self, node: ast.If) -> None:
+        if ast.unparse(node.test) not in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            self.generic_visit(node)
+            return
+        self.type_checking = True
+        for statement in node.body:
+            self.visit(statement)
+        self.type_checking = False
+        for statement in node.orelse:
+            self.visit(statement)
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -99,7 +112,8 @@ class _ImportVisitor(ast.NodeVisitor):
             self._add(node, submodule if submodule in self.known else base)
 
     def _add(self, node, target: str) -> None:
-        self.imports.append(Import(self.module, self.path, node.lineno, ast.unparse(node), target, self.depth > 0))
+        self.imports.append(Import(self.module, self.path, node.lineno, ast.unparse(node), target, self.depth > 0,
+                                   self.type_checking))
 
 
 def layer(module: str) -> str | None:
@@ -139,11 +153,13 @@ def cycles(imports: list[Import], modules: set[str]) -> list[str]:
 
     An import of a module's own enclosing package is left out: Python imports that package before
     the module anyway, so the import adds no dependency (a registry imports its package to load
-    the plugins the package's `__init__` lists).
+    the plugins the package's `__init__` lists). So is an import under `if TYPE_CHECKING:`, which
+    never runs (layers still count it).
     """
     edges: dict[str, dict[str, Import]] = {module: {} for module in modules}
     for item in imports:
-        if item.target in modules and not (item.source == item.target or item.source.startswith(item.target + ".")):
+        own_package = item.source == item.target or item.source.startswith(item.target + ".")
+        if item.target in modules and not own_package and not item.type_only:
             edges[item.source].setdefault(item.target, item)
     problems = []
     for group in _strongly_connected(edges):
@@ -269,3 +285,15 @@ def test_the_checker_keeps_the_runtime_free_of_stages():
     problems = runtime_violations(find_imports(sources))
     assert problems == ["edgemod/runtime/runners.py:2: `from edgemod.export.runners import TFLiteRunner`: "
                         "edgemod.runtime is the on-device contract and must not import the stage export"]
+
+
+def test_the_checker_ignores_type_only_imports_in_cycles_but_not_in_layers():
+    sources = _synthetic(edgemod__registry__core="from edgemod.registry.journal import begin\n",
+                         edgemod__registry__journal="from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+                                                    "    from edgemod.registry.core import Registry\n",
+                         edgemod__export__student="from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+                                                  "    from edgemod.benchmarks.bench import run\n",
+                         edgemod__benchmarks__bench="import os\n")
+    imports = find_imports(sources)
+    assert cycles(imports, set(sources)) == []
+    assert len(layer_violations(imports)) == 1

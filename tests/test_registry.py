@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -475,14 +476,25 @@ def test_killed_publisher_leaves_no_visible_release_and_can_be_reclaimed(runs, k
     assert len(partial) == 4 and not (root / "tiny-hate/1.0.0/release.json").exists()
     registry = Registry(config(root, keys))
     assert registry.index()["models"] == {}
+    # Its pid is gone on this host: the next publish rolls the half-upload back at once, no --reclaim, no wait.
+    registry.publish(runs / "gate", "tiny-hate", "1.0.0")
+    assert registry.pull(parse_ref("tiny-hate@1.0.0"), "ios", tmp_path / "out").files > 5
+    claims = [json.loads(p.read_text())["state"] for p in sorted((root / "tiny-hate/1.0.0/.upload").iterdir())]
+    assert claims == ["uploading", "rolled-back", "committed"]
+
+
+def test_upload_of_a_live_publisher_on_another_host_is_not_taken_over(runs, keys, tmp_path):
+    root = tmp_path / "registry"
+    claim = root / "tiny-hate/1.0.0/.upload/claim-000000.json"
+    claim.parent.mkdir(parents=True)
+    claim.write_text(json.dumps({"state": "uploading", "by": "ci@elsewhere", "host": "elsewhere", "pid": 1,
+                                 "started_unix": time.time()}))
+    registry = Registry(config(root, keys))
     with pytest.raises(EdgemodError, match="is being uploaded by") as error:
         registry.publish(runs / "gate", "tiny-hate", "1.0.0")
     assert "--reclaim" in error.value.hint
     registry.publish(runs / "gate", "tiny-hate", "1.0.0", reclaim=True)
-    assert registry.pull(parse_ref("tiny-hate@1.0.0"), "ios", tmp_path / "out").files > 5
-    claims = sorted(p.name for p in (root / "tiny-hate/1.0.0/.upload").iterdir())
-    assert claims == ["claim-000000.json", "claim-000001.json"]
-    assert json.loads((root / "tiny-hate/1.0.0/.upload/claim-000001.json").read_text())["state"] == "committed"
+    assert registry.versions("tiny-hate") == ["1.0.0"]
 
 
 def test_stale_upload_is_taken_over_after_the_timeout(runs, keys, tmp_path):

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgemod.errors import EdgemodError, validation_lines
+from edgemod.errors import EdgemodError, validation_lines, yaml_problem
 
 CONFIG_FILE = "edgemod.yaml"
 
@@ -53,29 +53,41 @@ def load_config(config_file: str | Path | None = None, **overrides: Any) -> Regi
 def _config_file_section(config_file: str | Path | None) -> dict[str, Any]:
     import yaml
 
+    from edgemod.fsutil import read_user_text
+
     path = Path(config_file or os.environ.get("EDGEMOD_CONFIG") or CONFIG_FILE)
     if not path.exists():
         if config_file or os.environ.get("EDGEMOD_CONFIG"):
             raise EdgemodError(f"config file {path} not found", "check the path, or drop it to use the defaults")
         return {}
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loaded = yaml.safe_load(read_user_text(path, "config file")) or {}
     except yaml.YAMLError as error:
-        raise EdgemodError(f"{path} is not valid YAML: {error}", "fix the file") from None
-    section = loaded.get("registry") or {} if isinstance(loaded, dict) else None
+        raise EdgemodError(f"{path} is not valid YAML: {yaml_problem(error)}",
+                           "fix the YAML at that position, or drop --config / EDGEMOD_CONFIG to use the defaults") from None
+    if not isinstance(loaded, dict):
+        raise EdgemodError(f"{path} must be a mapping at the top level, not a {type(loaded).__name__}", _EXAMPLE)
+    section = loaded.get("registry") or {}
     if not isinstance(section, dict):
-        raise EdgemodError(f"{path}: `registry:` must be a mapping", "write e.g.\nregistry:\n  url: s3://bucket/models")
+        raise EdgemodError(f"{path}: `registry:` must be a mapping, not a {type(section).__name__}", _EXAMPLE)
+    for key in ("url", "signing_key"):
+        if section.get(key) is not None and not isinstance(section[key], str):
+            raise EdgemodError(f"{path}: registry.{key} must be a string, not {section[key]!r}", _EXAMPLE)
+    keys = section.get("trusted_keys")
+    if keys and not (isinstance(keys, str) or (isinstance(keys, list) and all(isinstance(k, str) for k in keys))):
+        raise EdgemodError(f"{path}: registry.trusted_keys must be a path or a list of paths, not {keys!r}", _EXAMPLE)
     # Paths in the file are relative to the file, not to wherever the command runs.
-    for key in ("signing_key",):
-        if section.get(key):
-            section[key] = str(path.parent / Path(section[key]).expanduser())
-    if section.get("trusted_keys"):
-        keys = section["trusted_keys"]
+    if section.get("signing_key"):
+        section["signing_key"] = str(path.parent / Path(section["signing_key"]).expanduser())
+    if keys:
         section["trusted_keys"] = [str(path.parent / Path(k).expanduser()) for k in ([keys] if isinstance(keys, str) else keys)]
     url = section.get("url")
     if isinstance(url, str) and "://" not in url and not Path(url).expanduser().is_absolute():
         section["url"] = str(path.parent / url)
     return dict(section)
+
+
+_EXAMPLE = "write e.g.\nregistry:\n  url: s3://bucket/models\n  trusted_keys: [keys/edgemod-signing.pub]"
 
 
 def _config_errors(error: ValidationError) -> str:

@@ -11,12 +11,16 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edgemod.errors import EdgemodError, did_you_mean
 from edgemod.registry.config import RegistryConfig, load_config
+from edgemod.registry.crashpoints import crash_point
+from edgemod.registry.documents import channel_versions, index_models, release_manifest
 from edgemod.registry.history import append_event, channel_stacks, compare_and_swap, now, read_events
+from edgemod.registry.journal import Intent, begin, complete, recover, settle
 from edgemod.registry.publish import Publisher, PublishResult
 from edgemod.registry.pull import PullResult, check_out, check_platform, fetch_release
 from edgemod.registry.refs import SEMVER, Ref, check_channel, check_name, check_version, parse_ref, semver_key
@@ -63,18 +67,22 @@ class Registry:
     # ----- reads
 
     def index(self) -> dict[str, Any]:
-        return read_json(self.backend, INDEX) or {"schema": INDEX_SCHEMA, "models": {}}
+        data = read_json(self.backend, INDEX)
+        data = {"schema": INDEX_SCHEMA, "models": {}} if data is None else data
+        index_models(data, f"{self.backend.url}/{INDEX}")
+        return data
 
     def versions(self, name: str) -> list[str]:
         return list(self.index()["models"].get(name, {}).get("versions", {}))
 
     def channels(self, name: str) -> dict[str, str]:
-        data = read_json(self.backend, f"{name}/channels.json") or {}
-        return {channel: entry["version"] for channel, entry in data.get("channels", {}).items()}
+        key = f"{name}/channels.json"
+        data = read_json(self.backend, key)
+        return channel_versions({} if data is None else data, f"{self.backend.url}/{key}")
 
     def history(self, name: str) -> list[dict[str, Any]]:
-        blob = self.backend.get(f"{name}/history.jsonl")
-        return read_events(blob)
+        key = f"{name}/history.jsonl"
+        return read_events(self.backend.get(key), f"{self.backend.url}/{key}")
 
     def resolve(self, ref: Ref) -> str:
         """The version a ref names; a channel is looked up in channels.json."""
@@ -107,7 +115,7 @@ class Registry:
             return {"name": ref.name, **entry, "history": self.history(ref.name)}
         version = self.resolve(ref)
         blob = self._release_blob(ref.name, version)
-        manifest = json.loads(blob.data)
+        manifest = release_manifest(blob.data, f"{self.backend.url}/{ref.name}/{version}/{RELEASE}")
         keys = trusted_keys if trusted_keys is not None else self.config.trusted_keys
         if keys:
             signature = self.backend.get(f"{ref.name}/{version}/{SIGNATURE}")
@@ -140,15 +148,18 @@ class Registry:
         private = load_private_key(self.config.signing_key)
         release = assemble(Path(gate_dir), name, version, self.user)
         signature = sign_manifest(release.manifest, private)
+        recover(self)
         publisher = Publisher(self.backend, self.user, self.config.stale_upload_after_s)
-        publisher.upload(release, signature, publisher.claim(name, version, reclaim))
-        signed = json.loads(signature)
-        append_event(self.backend, name, self.user, lambda events: {
-            "event": "publish", "version": version, "key_id": signed["key_id"], "release_sha256": signed["signed_sha256"]})
-        if channel:
-            self.promote(name, version, channel)
-        else:
-            self._refresh_index()
+        intent = begin(self.backend, "publish", name, version=version, channel=channel)
+        crash_point("publish:after-intent")
+        try:
+            claim = publisher.claim(name, version, reclaim, intent.id)
+            crash_point("publish:after-claim")
+            publisher.upload(release, signature, claim)
+            complete(self, intent)
+        except BaseException:
+            settle(self, intent)
+            raise
         return PublishResult(name, version, f"{self.backend.url}/{name}/{version}", len(release.files),
                              sum(f.bytes for f in release.files), key_id(private.public_key()), channel,
                              time.perf_counter() - started)
@@ -158,24 +169,27 @@ class Registry:
         for check, value in ((check_name, name), (check_version, version), (check_channel, channel)):
             check(value)
         self._require_writable()
+        recover(self)
         self._release_blob(name, version)
+        intent = begin(self.backend, "promote", name, version=version, channel=channel)
+        crash_point("promote:after-intent")
 
         def event(events: list[dict]) -> dict:
             current = (channel_stacks(events).get(channel) or [None])[-1]
             if current == version:
                 raise EdgemodError(f"{name} channel '{channel}' already points at {version}", "nothing to do")
-            return {"event": "promote", "channel": channel, "from": current, "to": version}
+            return {"event": "promote", "channel": channel, "from": current, "to": version, "intent": intent.id}
 
-        recorded = append_event(self.backend, name, self.user, event)
-        self._sync_channels(name)
-        self._refresh_index()
-        return recorded
+        return self._move_channel(intent, event)
 
     def rollback(self, name: str, channel: str) -> dict[str, Any]:
         """Move `channel` back to the version it pointed at before its latest promote (per history)."""
         check_name(name)
         check_channel(channel)
         self._require_writable()
+        recover(self)
+        intent = begin(self.backend, "rollback", name, channel=channel)
+        crash_point("rollback:after-intent")
 
         def event(events: list[dict]) -> dict:
             stack = channel_stacks(events).get(channel)
@@ -186,11 +200,19 @@ class Registry:
                 raise EdgemodError(f"{name} channel '{channel}' has no earlier version to roll back to "
                                    f"(it points at {stack[-1]})",
                                    f"promote the version you want instead: edgemod promote {name} VERSION --channel {channel}")
-            return {"event": "rollback", "channel": channel, "from": stack[-1], "to": stack[-2]}
+            return {"event": "rollback", "channel": channel, "from": stack[-1], "to": stack[-2], "intent": intent.id}
 
-        recorded = append_event(self.backend, name, self.user, event)
-        self._sync_channels(name)
-        self._refresh_index()
+        return self._move_channel(intent, event)
+
+    def _move_channel(self, intent: Intent, event: Callable[[list[dict]], dict]) -> dict[str, Any]:
+        """The history event of a promote or rollback (its commit point), then channels.json and the index."""
+        try:
+            recorded = append_event(self.backend, intent.name, self.user, event)
+            crash_point(f"{intent.body['op']}:after-history")
+            complete(self, intent)
+        except BaseException:
+            settle(self, intent)
+            raise
         return recorded
 
     def _sync_channels(self, name: str) -> None:
@@ -212,8 +234,8 @@ class Registry:
 
         def render(blob: Blob | None) -> bytes | None:
             try:
-                old = json.loads(blob.data).get("models", {}) if blob else {}
-            except ValueError:  # a damaged index is rebuilt from the releases themselves
+                old = index_models(json.loads(blob.data), INDEX) if blob else {}
+            except (ValueError, EdgemodError):  # a damaged index is rebuilt from the releases themselves
                 old = {}
             models = self._scan(old)
             if blob is not None and models == old:
@@ -237,9 +259,15 @@ class Registry:
         return models
 
     def _summary(self, name: str, version: str) -> dict[str, Any]:
-        manifest = read_json(self.backend, f"{name}/{version}/{RELEASE}") or {}
-        return {"created_at": manifest.get("created_at"), "platforms": sorted(manifest.get("platforms", {})),
-                "gate": manifest.get("gate", {}).get("verdict")}
+        try:
+            manifest = read_json(self.backend, f"{name}/{version}/{RELEASE}")
+        except EdgemodError:
+            manifest = None
+        manifest = manifest if isinstance(manifest, dict) else {}  # `show` of that version says what is wrong
+        platforms, gate = manifest.get("platforms"), manifest.get("gate")
+        return {"created_at": manifest.get("created_at"),
+                "platforms": sorted(map(str, platforms)) if isinstance(platforms, dict) else [],
+                "gate": gate.get("verdict") if isinstance(gate, dict) else None}
 
     # ----- pull
 
@@ -253,8 +281,7 @@ class Registry:
         check_platform(platform)
         trusted = load_trusted_keys(trusted_keys if trusted_keys is not None else self.config.trusted_keys)
         version = self.resolve(ref)
-        out = Path(out)
-        check_out(out)
+        out = check_out(Path(out))
         release = self._release_blob(ref.name, version)
         return fetch_release(self.backend, ref, version, release, trusted, platform, out, started)
 

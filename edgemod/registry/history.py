@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgemod.errors import EdgemodError
+from edgemod.registry.documents import parse_events
 from edgemod.registry.store import ABSENT, Backend, Blob, PreconditionFailed
 
 CAS_ATTEMPTS = 50
@@ -20,11 +21,11 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def read_events(blob: Blob | None) -> list[dict[str, Any]]:
-    """The events of a history.jsonl blob, oldest first; none when the model has no history yet."""
+def read_events(blob: Blob | None, where: str = "history.jsonl") -> list[dict[str, Any]]:
+    """The events of a history.jsonl blob (read from `where`), oldest first; none when the model has no history yet."""
     if blob is None:
         return []
-    return [json.loads(line) for line in blob.data.decode("utf-8").splitlines() if line.strip()]
+    return parse_events(blob.data, where)
 
 
 def channel_stacks(events: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -38,12 +39,17 @@ def channel_stacks(events: list[dict[str, Any]]) -> dict[str, list[str]]:
     return stacks
 
 
-def append_event(backend: Backend, name: str, user: str, make_event: Callable[[list[dict]], dict]) -> dict[str, Any]:
-    """Append one event to `<name>/history.jsonl` with compare-and-swap; `make_event` sees the latest events."""
+def append_event(backend: Backend, name: str, user: str,
+                 make_event: Callable[[list[dict]], dict | None]) -> dict[str, Any] | None:
+    """Append one event to `<name>/history.jsonl` with compare-and-swap; `make_event` sees the latest
+    events and returns None when there is nothing to append (then so does this)."""
     key = f"{name}/history.jsonl"
     for attempt in range(CAS_ATTEMPTS):
         blob = backend.get(key)
-        event = {"at": now(), **make_event(read_events(blob)), "by": user}
+        made = make_event(read_events(blob, f"{backend.url}/{key}"))
+        if made is None:  # already recorded (a replayed step)
+            return None
+        event = {"at": now(), **made, "by": user}
         data = (blob.data if blob else b"") + (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
         try:
             backend.put(key, data, if_match=blob.token if blob else ABSENT)

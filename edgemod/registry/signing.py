@@ -121,6 +121,8 @@ def verify_release(release: bytes, signature: bytes | None, trusted: dict[str, A
         raw = base64.b64decode(sig["signature"], validate=True)
     except (ValueError, KeyError, TypeError):
         raise tampered(where, f"{RELEASE} or {SIGNATURE} is not valid JSON / base64") from None
+    if not isinstance(sig, dict) or not isinstance(sig.get("key_id"), str):
+        raise tampered(where, f"{SIGNATURE} is not an edgemod signature")
     if sig.get("algorithm") != "ed25519":
         raise tampered(where, f"signature algorithm '{sig.get('algorithm')}' is not ed25519")
     key = trusted.get(sig.get("key_id"))
@@ -130,8 +132,11 @@ def verify_release(release: bytes, signature: bytes | None, trusted: dict[str, A
                            "if you trust that publisher, add its public key to EDGEMOD_TRUSTED_KEYS / --trusted-key")
     try:
         key.verify(raw, canonical_json(manifest))
-    except invalid_signature:
+    except (invalid_signature, ValueError):  # ValueError: text no signer could have encoded (lone surrogates)
         raise tampered(where, f"the signature does not match {RELEASE}") from None
+    if not isinstance(manifest, dict):
+        raise EdgemodError(f"{where}: the signed {RELEASE} is a JSON {type(manifest).__name__}, not a release manifest; "
+                           "refusing it", "do not use this release; ask its publisher to publish a fixed one under a new version")
     if manifest.get("name") != name or manifest.get("version") != version:
         raise tampered(where, f"the signed manifest is {manifest.get('name')}@{manifest.get('version')}, not {where}")
     return manifest, sig["key_id"]

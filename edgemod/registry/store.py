@@ -9,6 +9,9 @@ writes, which is all the concurrency control the registry uses:
   publishers racing for one key get exactly one winner;
 - `put(key, data, if_match=token)`: compare-and-swap on the token `get` returned (S3 ETag with
   `If-Match`; local: a lock file around a content-hash comparison), for index and channel updates.
+
+A local folder also has temp files and lock files that a killed writer can leave behind;
+`leftovers()` names them for `edgemod registry check` (a bucket has none: each PUT is atomic).
 """
 from __future__ import annotations
 
@@ -50,6 +53,9 @@ class Backend(Protocol):
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str) -> list[str]: ...
     def stream(self, key: str, start: int = 0) -> contextlib.AbstractContextManager[tuple[int, Iterator[bytes]]]: ...
+    def leftovers(self) -> list[tuple[str, str]]: ...  # (where, why): stale locks, temp files of dead writers
+    def remove_leftover(self, where: str) -> None: ...
+    def sweep_temp(self) -> None: ...  # remove dead writers' temp files; cheap, every writer calls it
 
 
 def check_key(key: str) -> str:
@@ -60,7 +66,6 @@ def check_key(key: str) -> str:
     return key
 
 
-
 def read_json(backend: Backend, key: str) -> Any:
     """The parsed JSON at `key`, or None when the key does not exist."""
     blob = backend.get(key)
@@ -69,4 +74,7 @@ def read_json(backend: Backend, key: str) -> Any:
     try:
         return json.loads(blob.data)
     except ValueError:
-        raise EdgemodError(f"{backend.url}/{key} is not valid JSON", "restore it from the registry's history") from None
+        derived = key == INDEX or key.endswith("/channels.json")  # rebuilt from releases and history
+        raise EdgemodError(f"{backend.url}/{key} is not valid JSON",
+                           "run `edgemod registry check --repair`, which rebuilds it" if derived
+                           else "restore it from a backup (or the bucket's object versions)") from None

@@ -53,6 +53,15 @@ class HttpBackend:
     def list(self, prefix: str) -> list[str]:
         raise self._read_only()
 
+    def leftovers(self) -> list[tuple[str, str]]:
+        raise self._read_only()
+
+    def remove_leftover(self, where: str) -> None:
+        raise self._read_only()
+
+    def sweep_temp(self) -> None:
+        raise self._read_only()
+
     def _read_only(self) -> EdgemodError:
         return EdgemodError(f"{self.url} is a read-only HTTP registry",
                             "publish, promote and roll back against the folder or bucket it serves "

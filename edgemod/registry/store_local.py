@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -11,16 +13,22 @@ from pathlib import Path
 
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_bytes
+from edgemod.registry.crashpoints import crash_point
+from edgemod.registry.holders import describe, pid_alive, this_holder
 from edgemod.registry.store import ABSENT, CHUNK, Blob, PreconditionFailed, check_key
+
+TEMP_DIR = ".tmp"  # every temp file lives here, never inside a version folder
 
 
 class LocalBackend:
-    """A folder. Create-only writes use `link()` of a finished temp file, so a key appears complete
-    or not at all; compare-and-swap holds `<key>.lock` (O_EXCL) while it compares and renames."""
+    """A folder. Every write goes to a temp file in `<root>/.tmp/` (named after its host and pid) and
+    then appears in one `link()` (create-only) or `rename()`, so a key is never seen half-written and
+    a killed writer leaves nothing inside a version. Compare-and-swap holds `<key>.lock`: an `flock`
+    (which the kernel drops the instant its holder dies, so a crashed writer's lock is taken over at
+    once) on a file that records the holder's host, pid and start time for messages and `check`."""
 
     writable = True
-    lock_timeout_s = 30.0
-    stale_lock_s = 60.0  # a lock older than this belongs to a crashed writer (writes take milliseconds)
+    lock_timeout_s = 30.0  # how long to wait for a live holder (writes take milliseconds)
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -51,7 +59,7 @@ class LocalBackend:
     def put_file(self, key: str, path: Path) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._temp_beside(target)
+        tmp = self._temp()
         try:
             shutil.copyfile(path, tmp)
             os.replace(tmp, target)
@@ -59,7 +67,7 @@ class LocalBackend:
             tmp.unlink(missing_ok=True)
 
     def _write(self, path: Path, data: bytes, exclusive: bool) -> None:
-        tmp = self._temp_beside(path)
+        tmp = self._temp()
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
@@ -75,46 +83,106 @@ class LocalBackend:
         finally:
             tmp.unlink(missing_ok=True)
 
-    @staticmethod
-    def _temp_beside(path: Path) -> Path:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    def _temp(self) -> Path:
+        """A new temp file in `<root>/.tmp/`, named `<host>-<pid>-<random>.tmp` so `leftovers` can tell
+        a dead writer's from a live one's (same filesystem as every key, so rename and link work)."""
+        folder = self.root / TEMP_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f"{socket.gethostname()}-{os.getpid()}-", suffix=".tmp", dir=folder)
         os.close(fd)
         return Path(name)
 
     @contextlib.contextmanager
     def _locked(self, path: Path) -> Iterator[None]:
         lock = path.with_name(path.name + ".lock")
-        deadline = time.monotonic() + self.lock_timeout_s
-        while True:
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.close(fd)
-                break
-            except FileExistsError:
-                if self._break_stale(lock):
-                    continue
-                if time.monotonic() > deadline:
-                    raise EdgemodError(f"{lock} has been held for {self.lock_timeout_s:.0f} s",
-                                       "another edgemod is writing; if none is running, delete the .lock file") from None
-                time.sleep(0.01)
+        fd = self._acquire(lock)
         try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(this_holder()).encode(), 0)
+            crash_point("lock:held")
             yield
         finally:
-            lock.unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)  # before unlocking: a waiter on this inode sees it is gone and retries
+            os.close(fd)
 
-    def _break_stale(self, lock: Path) -> bool:
+    def _acquire(self, lock: Path) -> int:
+        """An open, flock-ed descriptor of `lock` that is still the file at that path."""
+        import fcntl
+
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() > deadline:
+                    raise EdgemodError(f"{lock} has been held for {self.lock_timeout_s:.0f} s by {_holder(lock)}",
+                                       "another edgemod is writing this key; wait for it, or stop it") from None
+                time.sleep(0.01)
+                continue
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+            except FileNotFoundError:  # the previous holder removed it between our open and flock
+                same = False
+            if same:
+                return fd
+            os.close(fd)
+
+    def leftovers(self) -> list[tuple[str, str]]:
+        """What dead writers left here: (path relative to the root, why), for `edgemod registry check`."""
+        found = []
+        for path in sorted(self.root.rglob("*")) if self.root.is_dir() else []:
+            relative = path.relative_to(self.root).as_posix()
+            if path.name.endswith(".lock") and path.is_file() and not self._lock_held(path):
+                found.append((relative, f"stale lock of a dead writer ({_holder(path)})"))
+            elif path.name.endswith(".tmp") and path.is_file() and not _temp_owner_alive(path):
+                found.append((relative, "temp file of a dead writer"))
+        return found
+
+    def remove_leftover(self, relative: str) -> None:
+        """Remove one of `leftovers()`; a lock only while nobody holds it."""
+        path = self.root / relative
+        if path.name.endswith(".lock"):
+            import fcntl
+
+            fd = os.open(path, os.O_RDWR) if path.exists() else None
+            if fd is None:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                        path.unlink()
+            except BlockingIOError:  # a live writer took it meanwhile
+                pass
+            finally:
+                os.close(fd)
+            return
+        path.unlink(missing_ok=True)
+
+    def sweep_temp(self) -> None:
+        """Remove the temp files of dead writers on this host (each writer calls this when it starts)."""
+        folder = self.root / TEMP_DIR
+        for path in folder.glob("*.tmp") if folder.is_dir() else []:
+            if not _temp_owner_alive(path):
+                path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _lock_held(lock: Path) -> bool:
+        import fcntl
+
         try:
-            age = time.time() - lock.stat().st_mtime
+            fd = os.open(lock, os.O_RDONLY)
         except FileNotFoundError:
-            return True
-        if age < self.stale_lock_s:
+            return True  # gone: nothing to report
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return False
-        # Rename first so that two waiters cannot both delete (and one of them a fresh lock).
-        aside = lock.with_name(f"{lock.name}.stale.{os.getpid()}.{time.monotonic_ns()}")
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(lock, aside)
-            aside.unlink()
-        return True
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -125,8 +193,10 @@ class LocalBackend:
             return []
         keys = []
         for path in base.rglob("*"):
-            if path.is_file() and not path.name.endswith((".tmp", ".lock")) and ".lock.stale." not in path.name:
-                keys.append(path.relative_to(self.root).as_posix())
+            relative = path.relative_to(self.root)
+            if relative.parts[0] == TEMP_DIR or path.name.endswith((".tmp", ".lock")) or not path.is_file():
+                continue
+            keys.append(relative.as_posix())
         return sorted(keys)
 
     @contextlib.contextmanager
@@ -137,3 +207,20 @@ class LocalBackend:
         with open(path, "rb") as handle:
             handle.seek(start)
             yield start, iter(lambda: handle.read(CHUNK), b"")
+
+
+def _holder(lock: Path) -> str:
+    try:
+        return describe(json.loads(lock.read_text()))
+    except (OSError, ValueError, AttributeError):
+        return "an unknown writer"
+
+
+def _temp_owner_alive(path: Path) -> bool:
+    """Temp files in `.tmp/` name their writer; any other `.tmp` was left by an older edgemod, which is gone."""
+    if path.parent.name != TEMP_DIR:
+        return False
+    host, _, rest = path.name.rpartition("-")[0].rpartition("-")
+    if host != socket.gethostname():
+        return time.time() - path.stat().st_mtime < 3600  # another host's writer: assume alive for an hour
+    return rest.isdigit() and pid_alive(int(rest))

@@ -75,14 +75,23 @@ class S3Backend:
             raise _s3_error(error, self.url) from None
         return sorted(keys)
 
+    def leftovers(self) -> list[tuple[str, str]]:
+        return []  # every PUT is atomic and there are no lock files: a killed writer leaves only its intent
+
+    def remove_leftover(self, where: str) -> None:
+        self.delete(where)
+
+    def sweep_temp(self) -> None:
+        pass
+
     @contextlib.contextmanager
     def stream(self, key: str, start: int = 0) -> Iterator[tuple[int, Iterator[bytes]]]:
         extra = {"Range": f"bytes={start}-"} if start else {}
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
         except self.errors as error:
-            if _s3_code(error) == "InvalidRange":  # the partial file is already as long as the object
-                yield 0, iter(())
+            if _s3_code(error) == "InvalidRange":  # the partial file is already as long as the object: keep it
+                yield start, iter(())
                 return
             raise _s3_error(error, self.url) from None
         body = response["Body"]
