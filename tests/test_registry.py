@@ -71,20 +71,10 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def s3_server():
     """moto's S3 server on loopback, with dummy credentials in the environment."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from moto_s3 import moto_s3_server
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
-            patch.setenv(name, value)
-        endpoint = f"http://127.0.0.1:{port}"
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="edgemod-models")
+    with moto_s3_server("edgemod-models") as endpoint:
         yield endpoint
-    server.stop()
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -93,22 +92,10 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """moto's S3 server on loopback, with dummy credentials in the environment."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from moto_s3 import moto_s3_server
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
-            patch.setenv(name, value)
-        endpoint = f"http://127.0.0.1:{port}"
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="crash")
+    with moto_s3_server("crash") as endpoint:
         yield endpoint
-    server.stop()
 
 
 def copy_registry(world, where: str, tmp_path: Path, endpoint: str | None, source: Path | None = None) -> Registry:

@@ -26,17 +26,8 @@ from pydantic import Field
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import sha256_file
 from edgemod.recipe import TeacherSpec
+from edgemod.training.teachers import common
 from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
-from edgemod.training.teachers.common import (
-    TeacherOptions,
-    check_width,
-    identity_string,
-    model_file,
-    parse_options,
-    preset_name,
-    require_path,
-    score_in_batches,
-)
 from edgemod.training.teachers.onnx_teacher import package_file
 
 log = logging.getLogger(__name__)
@@ -66,7 +57,7 @@ PRESETS = {
 }
 
 
-class SklearnOptions(TeacherOptions):
+class SklearnOptions(common.TeacherOptions):
     preset: str | None = Field(None, description=f"a packaged model: {', '.join(PRESETS)}")
     vectorizer: str | None = Field(None, description="a separate fitted vectorizer file (joblib/pickle)")
     batch_size: int = Field(1024, ge=1)
@@ -101,7 +92,7 @@ class SklearnTeacher:
     def identity(self) -> str:
         import sklearn
 
-        return identity_string(
+        return common.identity_string(
             kind="sklearn", model_sha256=self._hashes[0], vectorizer_sha256=self._hashes[1],
             preset=self.options.preset, labels=self.labels, output=self.options.output,
             activation=self.options.resolved_activation, sklearn=sklearn.__version__,
@@ -113,7 +104,7 @@ class SklearnTeacher:
         return sha256_file(self.model_path), vectorizer
 
     def predict_proba(self, items: Sequence[Item]) -> np.ndarray:
-        return score_in_batches(items, self.batch_size, len(self.labels), self._score)
+        return common.score_in_batches(items, self.batch_size, len(self.labels), self._score)
 
     def _score(self, texts: list[str]) -> np.ndarray:
         features = self.vectorizer.transform(texts) if self.vectorizer is not None else texts
@@ -121,7 +112,7 @@ class SklearnTeacher:
         if isinstance(raw, list):  # MultiOutputClassifier: one [n, 2] array per label
             raw = np.stack([np.asarray(part)[:, -1] for part in raw], axis=1)
         probs = self.options.to_probabilities(raw)
-        return check_width(probs, self.labels, f"sklearn model {self.model_path.name}")
+        return common.check_width(probs, self.labels, f"sklearn model {self.model_path.name}")
 
 
 def load_pickled(path: Path):
@@ -179,20 +170,20 @@ def _labels(given: list[str] | None, model, path: Path) -> list[str]:
 
 
 def _resolve(spec: TeacherSpec, options: SklearnOptions) -> tuple[Path, Path | None, SklearnPreset | None]:
-    name = preset_name("sklearn", spec, options.preset, PRESETS)
+    name = common.preset_name("sklearn", spec, options.preset, PRESETS)
     if name is not None:
         return *PRESETS[name].paths(), PRESETS[name]
-    model = model_file("sklearn", spec, PRESETS, "a joblib/pickle file")
+    model = common.model_file("sklearn", spec, PRESETS, "a joblib/pickle file")
     vectorizer = None
     if options.vectorizer:
-        vectorizer = require_path(options.vectorizer, "sklearn vectorizer",
+        vectorizer = common.require_path(options.vectorizer, "sklearn vectorizer",
                                   "set options.vectorizer to the fitted vectorizer's joblib file")
     return model, vectorizer, None
 
 
 @register_teacher("sklearn")
 def build_sklearn_teacher(spec: TeacherSpec, context: TeacherContext) -> SklearnTeacher:
-    options = parse_options(SklearnOptions, spec)
+    options = common.parse_options(SklearnOptions, spec)
     model, vectorizer, preset = _resolve(spec, options)
     if preset is not None:
         options = options.model_copy(update={"preset": preset.distribution})
