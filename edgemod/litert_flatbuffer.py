@@ -15,11 +15,22 @@ def _short_name(name: str) -> str:
     return ".".join(part[1] for part in parts if len(part) == 2)[-64:]
 
 
+def _signature_names(model) -> dict[tuple[int, int], str]:
+    """(subgraph, tensor index) -> the signature's name for that input or output tensor."""
+    names = {}
+    for signature in model.signatureDefs or []:
+        for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
+            name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+            names[signature.subgraphIndex, entry.tensorIndex] = name
+    return names
+
+
 def shorten_tensor_names(path: Path) -> None:
     """Replace litert-torch's internal tensor names by the module path alone, in place.
 
-    The names are full Python class paths (3 % of an int8 Lite0 model). Input and output tensors,
-    and the signature, are untouched.
+    The names are full Python class paths (3 % of an int8 Lite0 model). Input and output tensors
+    take their signature names (`serving_default_input_ids` -> `input_ids`, `serving_default_scores_output`
+    -> `scores`), so apps that look tensors up by name find the README's names; the signature is untouched.
 
     Args:
         path: a .tflite file; rewritten atomically.
@@ -32,9 +43,13 @@ def shorten_tensor_names(path: Path) -> None:
     for buffer in model.buffers:  # constants stored after the flatbuffer move inside it
         if buffer.offset > 1:
             buffer.data, buffer.offset, buffer.size = raw[buffer.offset:buffer.offset + buffer.size], 0, 0
-    for subgraph in model.subgraphs:
+    signature_names = _signature_names(model)
+    for subgraph_index, subgraph in enumerate(model.subgraphs):
         interface = {*subgraph.inputs, *subgraph.outputs}
         names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in subgraph.tensors]
+        for index in interface:
+            names[index] = signature_names.get((subgraph_index, index), names[index])
+            subgraph.tensors[index].name = names[index]
         taken = {names[i] for i in interface}
         for index, tensor in enumerate(subgraph.tensors):
             if index in interface:

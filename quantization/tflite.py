@@ -61,7 +61,7 @@ def quantize_tflite(float_model: Path, out: Path, scheme: str, calibration: Cali
     if engine.need_calibration:
         if calibration is None:
             raise EdgemodError(f"{scheme} needs calibration data", "set data.calibration in the recipe")
-        feeds = [{f"args_{i}": row[name] for i, name in enumerate(input_names)} for row in calibration.rows()]
+        feeds = [{name: row[name] for name in input_names} for row in calibration.rows()]  # signature input names
         ranges = engine.calibrate({"serving_default": feeds})
     result = engine.quantize(ranges)
     with atomic_path(out) as tmp:

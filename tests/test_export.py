@@ -53,6 +53,17 @@ def _artifacts(manifest):
     return manifest.details["artifacts"]
 
 
+def _assert_readme_io_names(path, inputs: set[str]) -> None:
+    """The README's names, in the signature and on the IO tensors, so apps never guess the order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(str(path))
+    assert {d["name"] for d in interpreter.get_input_details()} == inputs, path.name
+    assert [d["name"] for d in interpreter.get_output_details()] == ["scores"], path.name
+    signature = interpreter.get_signature_list()["serving_default"]
+    assert set(signature["inputs"]) == inputs and signature["outputs"] == ["scores"], path.name
+
+
 def test_text_student_goes_through_every_target(text_export):
     out, manifest = text_export
     artifacts = _artifacts(manifest)
@@ -76,6 +87,8 @@ def test_text_student_goes_through_every_target(text_export):
     tflite_inputs = artifacts["tflite_fp32"]["interface"]["runtime"]["inputs"]
     assert {n: d["dtype"] for n, d in tflite_inputs.items()} == {"input_ids": "int32", "attention_mask": "int32"}
     assert artifacts["tflite_int8_dynamic"]["bytes"] < artifacts["tflite_fp32"]["bytes"] * 0.7
+    for name in ("tflite_fp32", "tflite_int8_dynamic", "tflite_int8_weight_only"):
+        _assert_readme_io_names(out / artifacts[name]["file"], {"input_ids", "attention_mask"})
     for file in ("tokenizer/tokenizer.json", "thresholds.json", "student.json"):
         assert (out / file).exists()
 
@@ -159,7 +172,9 @@ def test_vision_student_goes_through_every_target(vision_run, tmp_path):
     for name in ("tflite_fp32", "tflite_int8_static"):  # module paths, not Python class paths
         tensors = [t["name"] for t in Interpreter(str(tmp_path / "export" / artifacts[name]["file"])).get_tensor_details()]
         assert len(set(tensors)) == len(tensors) and not any("timm.models" in t for t in tensors)
-        assert any(t.startswith("inner.blocks.") for t in tensors)
+        assert any(t.startswith("model.inner.blocks.") for t in tensors)
+    for name in ("tflite_fp32", "tflite_int8_static", "tflite_int8_dynamic"):
+        _assert_readme_io_names(tmp_path / "export" / artifacts[name]["file"], {"image"})
     preprocess = json.loads((tmp_path / "export" / "preprocess.json").read_text())
     assert preprocess["input_size"] == [3, 64, 64]
     golden = json.loads((tmp_path / "export" / static["golden"]["file"]).read_text())
@@ -191,6 +206,30 @@ def test_unsupported_op_is_named_with_its_module():
                        target="iOS17", metadata={})
     with pytest.raises(EdgemodError, match=r"tflite cannot convert op 'aten.special_bessel_j0.*' in module 'odd'"):
         export_tflite(Net().eval(), sample, ("image",), __import__("pathlib").Path("/nonexistent/never.tflite"))
+
+
+def test_exports_from_before_named_signatures_are_bound_by_argument_order(tmp_path):
+    """Registries hold artifacts whose signature says args_0, args_1 and output_0: the runner binds
+    those by the module's argument order, and new artifacts by name, to the same scores."""
+    import litert_torch
+    import torch
+
+    from edgemod.export.tflite import export_tflite, torch_sample
+    from edgemod.runtime.runners import TFLiteRunner
+
+    class OrderSensitive(torch.nn.Module):
+        def forward(self, input_ids, attention_mask):
+            return torch.softmax(torch.stack([input_ids.sum(1), 3 * attention_mask.sum(1)], 1).float(), -1)
+
+    names = ("input_ids", "attention_mask")
+    sample = {"input_ids": np.array([[2, 1, 0, 0]], np.int32), "attention_mask": np.array([[1, 1, 0, 0]], np.int32)}
+    old = tmp_path / "old.tflite"
+    litert_torch.convert(OrderSensitive().eval(), torch_sample(sample, names)).export(str(old))
+    new = export_tflite(OrderSensitive().eval(), sample, names, tmp_path / "new.tflite")
+    _assert_readme_io_names(new, set(names))
+    expected = OrderSensitive()(*torch_sample(sample, names)).numpy()
+    for path in (old, new):
+        assert np.allclose(TFLiteRunner(path, names)(sample), expected, atol=1e-6), path.name
 
 
 def test_int8_failure_at_run_time_names_the_op(tmp_path, monkeypatch):

@@ -34,7 +34,12 @@ def _quantize(array: np.ndarray, dtype, params) -> np.ndarray:
 
 
 class TFLiteRunner:
-    """LiteRT interpreter. litert-torch names inputs args_0, args_1... in the module's argument order."""
+    """LiteRT interpreter, its inputs bound by their signature names (`input_ids`, `attention_mask`,
+    `image`) and its output by `scores`.
+
+    Artifacts exported before the signature carried those names (still in registries) say `args_0`,
+    `args_1`... in the module's argument order and `output_0`: they are bound by that order.
+    """
 
     def __init__(self, path: str | Path, input_names: tuple[str, ...], threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
@@ -42,9 +47,22 @@ class TFLiteRunner:
         self.input_names = input_names
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self.interpreter.allocate_tensors()
+        self._inputs, self._output = self._named_io() or self._positional_io()
+
+    def _named_io(self) -> tuple[dict, dict] | None:
+        """Input and output details by signature name; None when the signature lacks those names."""
+        signatures = self.interpreter.get_signature_list()
+        if len(signatures) != 1:
+            return None
+        signature = self.interpreter.get_signature_runner()
+        inputs, outputs = signature.get_input_details(), signature.get_output_details()
+        if set(inputs) != set(self.input_names) or "scores" not in outputs:
+            return None
+        return {name: inputs[name] for name in self.input_names}, outputs["scores"]
+
+    def _positional_io(self) -> tuple[dict, dict]:
         details = sorted(self.interpreter.get_input_details(), key=lambda d: _arg_index(d["name"]))
-        self._inputs = dict(zip(input_names, details))
-        self._output = self.interpreter.get_output_details()[0]
+        return dict(zip(self.input_names, details)), self.interpreter.get_output_details()[0]
 
     @property
     def delegate_partitions(self) -> int:

@@ -61,7 +61,7 @@ class GoldenVectorsTest {
             val labels = golden.getJSONArray("labels").strings()
             val thresholds = golden.getJSONObject("thresholds")
             val limit = golden.getJSONObject("tolerance").getDouble("max_abs_score_diff")
-            val tensorOf = inputOrder(interpreter)
+            val tensorOf = inputOrder(interpreter, inputNames)
             assertEquals("model inputs vs golden input_names", inputNames.size, tensorOf.size)
             val items = golden.getJSONArray("items")
             assertTrue("the golden file has no items", items.length() > 0)
@@ -100,12 +100,17 @@ class GoldenVectorsTest {
         arguments.getString(argument)?.let { File(it).readBytes() }
             ?: testContext.assets.open(asset).use { it.readBytes() }
 
-    /** litert-torch names inputs ..._args_0, ..._args_1 in the module's argument order; the
-     *  tensor indices need not follow it (edgemod/runtime/runners.py sorts the same way). */
-    private fun inputOrder(interpreter: Interpreter): List<Int> =
-        (0 until interpreter.inputTensorCount).sortedBy { index ->
-            interpreter.getInputTensor(index).name().substringAfterLast('_').substringBefore(':').toIntOrNull() ?: 0
+    /** The input tensor index of each golden input name: artifacts name their input tensors
+     *  input_ids, attention_mask or image. Those exported before say ..._args_0, ..._args_1 in the
+     *  module's argument order, which the tensor indices need not follow (edgemod/runtime/runners.py
+     *  binds both the same way). */
+    private fun inputOrder(interpreter: Interpreter, inputNames: List<String>): List<Int> {
+        val names = (0 until interpreter.inputTensorCount).map { interpreter.getInputTensor(it).name() }
+        if (names.toSet() == inputNames.toSet()) return inputNames.map { names.indexOf(it) }
+        return names.indices.sortedBy { index ->
+            names[index].substringAfterLast('_').substringBefore(':').toIntOrNull() ?: 0
         }
+    }
 
     private fun inputBuffer(stored: JSONObject, tensor: Tensor): ByteBuffer {
         val buffer = ByteBuffer.allocateDirect(tensor.numBytes()).order(ByteOrder.nativeOrder())
