@@ -312,8 +312,9 @@ def files_of(folder: Path) -> dict[str, tuple[int, int]]:
             for p in folder.rglob("*") if p.is_file()}
 
 
-def crash_a_pull(point: str, previous: bool, where: str, world, pull_world, tmp_path, endpoint) -> None:
-    """SIGKILL `edgemod pull tiny@3.0.0 --out pulls/models` at `point` (over a pull of 1.1.0 if
+def crash_a_pull(point: str, previous: bool, where: str, world, pull_world, tmp_path, endpoint,
+                 signal_name: str = "KILL") -> None:
+    """SIGKILL (or SIGINT) `edgemod pull tiny@3.0.0 --out pulls/models` at `point` (over a pull of 1.1.0 if
     `previous`): --out is the old or the new release, whole; only --out and its .partial were
     written; the same pull run again finishes at once and leaves no .partial."""
     registry = copy_registry(world, where, tmp_path, endpoint, source=pull_world["pristine"])
@@ -324,8 +325,9 @@ def crash_a_pull(point: str, previous: bool, where: str, world, pull_world, tmp_
     if previous:
         shutil.copytree(pull_world["previous"], out)
     args = ["pull", f"{NAME}@{NEW}", "--platform", "onnx", "--out", str(out), "--trusted-key", str(world["public"])]
-    crashed = cli(registry, args, world, endpoint, **{CRASH_AT: point})
-    assert crashed.returncode == -signal.SIGKILL, (point, crashed.returncode, crashed.stderr[-2000:])
+    crashed = cli(registry, args, world, endpoint, **{CRASH_AT: point, CRASH_SIGNAL: signal_name})
+    expected = -signal.SIGKILL if signal_name == "KILL" else 130  # Ctrl-C: the CLI's interrupted exit
+    assert crashed.returncode == expected, (point, crashed.returncode, crashed.stderr[-2000:])
     assert {p.name for p in pulls.iterdir()} <= {"models", ".models.partial"}
     assert {p.name for p in tmp_path.iterdir()} == ({"registry", "pulls"} if where == "local" else {"pulls"})
     swapped = point == "pull:after-swap"
@@ -351,3 +353,14 @@ def test_sigkill_a_pull_at_every_step_on_a_local_registry(point, previous, world
     for p, previous in LOCAL_PULLS])
 def test_sigkill_a_pull_at_every_step_on_an_s3_registry(point, previous, world, pull_world, tmp_path, s3_endpoint):
     crash_a_pull(point, previous, "s3", world, pull_world, tmp_path, s3_endpoint)
+
+
+# Ctrl-C at every pull step on a local registry: the pull's own clean-up must keep the same invariants.
+SIGINT_PULL_DEFAULT = (("pull:during-download", True), ("pull:before-swap", True))
+
+
+@pytest.mark.parametrize(("point", "previous"), [
+    pytest.param(p, previous, marks=() if (p, previous) in SIGINT_PULL_DEFAULT else pytest.mark.slow)
+    for p, previous in LOCAL_PULLS])
+def test_sigint_a_pull_at_every_step_on_a_local_registry(point, previous, world, pull_world, tmp_path):
+    crash_a_pull(point, previous, "local", world, pull_world, tmp_path, None, signal_name="INT")
