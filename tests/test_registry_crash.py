@@ -127,15 +127,14 @@ def cli(registry: Registry, args: list[str], world, endpoint: str | None, **env:
             environment.pop(name, None)
     if endpoint:
         environment["EDGEMOD_S3_ENDPOINT_URL"] = endpoint
-    return subprocess.run([sys.executable, "-m", "edgemod.cli", *args, "--registry", registry.backend.url],
-                          cwd=PROJECT, env=environment, capture_output=True, text=True, timeout=120, check=False,
-                          preexec_fn=interruptible)
+    return subprocess.run([sys.executable, "-c", INTERRUPTIBLE_CLI, *args, "--registry", registry.backend.url],
+                          cwd=PROJECT, env=environment, capture_output=True, text=True, timeout=120, check=False)
 
 
-def interruptible() -> None:
-    """Ctrl-C as in a terminal: a CI job started in the background inherits SIGINT ignored, and Python
-    then never raises KeyboardInterrupt, so the SIGINT crash points would do nothing."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# `python -m edgemod.cli` with Ctrl-C as in a terminal: a CI job started in the background inherits SIGINT
+# ignored, and Python then never raises KeyboardInterrupt, so the SIGINT crash points would do nothing.
+INTERRUPTIBLE_CLI = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                     "runpy.run_module('edgemod.cli', run_name='__main__', alter_sys=True)")
 
 
 # ---------------------------------------------------------------------------------------------- invariants
