@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemod.benchmarks.accuracy import accuracy_at_thresholds
 from edgemod.console import say
 from edgemod.export.student import TestSet, TrainedStudent, load_trained_student, torch_scores
 from edgemod.fsutil import atomic_path, write_json_atomic
@@ -24,10 +25,9 @@ from edgemod.manifest import _sha256_of as sha256_of
 from edgemod.runtime.decision import decide
 from edgemod.runtime.latency import interleaved
 from edgemod.runtime.runners import TorchRunner, coreml_can_predict, load_runner, run_all
-from edgemod.training.metrics import classification_report
 
 STAGE = "bench"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: MediaPipe Tasks on raw payloads for `mediapipe` artifacts
 THREADS = (1, 2)
 PASSES = 2
 
@@ -61,6 +61,11 @@ def run(upstream: Path, out: Path, console=None, quick: bool = False) -> Manifes
     if student.is_text:
         say(console, "robustness on obfuscated test texts")
         results["robustness"] = _robustness(student, upstream, runnable, test)
+    tasks_ready = {name: record for name, record in runnable.items() if record["target"] == "mediapipe"}
+    if tasks_ready:
+        from edgemod.benchmarks.tasks_bench import tasks_results
+
+        results["tasks"] = tasks_results(student, upstream, tasks_ready, test, scores, console)
     results["seconds"] = round(time.perf_counter() - started, 1)
     return _finish(export, student, used, key, results, scores, samples, test, out, console)
 
@@ -88,21 +93,9 @@ def _scores(student: TrainedStudent, export_dir: Path, runnable: dict, test: Tes
     return scores
 
 
-def _accuracy(student: TrainedStudent, test: TestSet, probs: np.ndarray) -> dict:
-    labels = student.labels
-    if student.recipe.multi_label:
-        from sklearn.metrics import f1_score, roc_auc_score
-
-        decisions = decide(probs, labels, student.thresholds)
-        return {"macro_f1": round(float(f1_score(test.gold, decisions, average="macro", zero_division=0)), 6),
-                "macro_auroc": round(float(roc_auc_score(test.gold, probs, average="macro")), 6)}
-    gold = [labels[i] for i in test.gold]
-    report = classification_report(gold, probs, labels, predicted=decide(probs, labels, student.thresholds))
-    return {k: report[k] for k in ("n", "macro_f1", "accuracy", "macro_auroc", "per_class", "confusion_matrix")}
-
-
 def _reference(student: TrainedStudent, test: TestSet, scores: dict) -> dict:
-    return {name: {"accuracy_at_thresholds": _accuracy(student, test, scores[name])} for name in ("fp32_student", "teacher")}
+    return {name: {"accuracy_at_thresholds": accuracy_at_thresholds(student, test, scores[name])}
+            for name in ("fp32_student", "teacher")}
 
 
 def _artifact_result(student, name, record, export_dir, test, scores, status) -> dict:
@@ -113,7 +106,7 @@ def _artifact_result(student, name, record, export_dir, test, scores, status) ->
         labels, thresholds = student.labels, student.thresholds
         flips = decide(scores[name], labels, thresholds) != decide(test.reference, labels, thresholds)
         flips = flips.any(axis=1) if flips.ndim > 1 else flips
-        result.update({"measured": True, "accuracy_at_thresholds": _accuracy(student, test, scores[name]),
+        result.update({"measured": True, "accuracy_at_thresholds": accuracy_at_thresholds(student, test, scores[name]),
                        "decision_flip_rate": round(float(flips.mean()), 6), "decision_flips": int(flips.sum())})
     else:
         result.update({"measured": False, "export_parity": record["parity"], "parity_mode": record["parity_mode"],
@@ -191,7 +184,7 @@ def _violating(student: TrainedStudent, test: TestSet) -> np.ndarray:
 
 def _robustness(student: TrainedStudent, export_dir: Path, runnable: dict, test: TestSet) -> dict:
     """Macro-F1 and decision flips on obfuscated copies of the test texts (fp32 student and TFLite)."""
-    from edgemod.export.golden import OBFUSCATIONS, obfuscate
+    from edgemod.obfuscation import OBFUSCATIONS, obfuscate
 
     texts = test.table["text"].tolist()
     models = {"fp32_student": None, **{n: r for n, r in runnable.items() if r["target"] == "tflite"}}
@@ -201,12 +194,12 @@ def _robustness(student: TrainedStudent, export_dir: Path, runnable: dict, test:
         runner = None if record is None else load_runner("tflite", export_dir / record["file"], student.input_names)
         clean_scores = clean[name] if record is None else run_all(runner, test.inputs)
         clean_decisions = decide(clean_scores, student.labels, student.thresholds)
-        entry = {"clean_macro_f1": _accuracy(student, test, clean_scores)["macro_f1"]}
+        entry = {"clean_macro_f1": accuracy_at_thresholds(student, test, clean_scores)["macro_f1"]}
         for style in OBFUSCATIONS:
             inputs = student.encode([obfuscate(t, style) for t in texts])
             probs = torch_scores(student.module, inputs, student.input_names) if runner is None else run_all(runner, inputs)
             decisions = decide(probs, student.labels, student.thresholds)
-            entry[style] = {"macro_f1": _accuracy(student, test, probs)["macro_f1"],
+            entry[style] = {"macro_f1": accuracy_at_thresholds(student, test, probs)["macro_f1"],
                             "decision_flip_rate_vs_clean": round(float((decisions != clean_decisions).mean()), 6)}
         out[name] = entry
     return out

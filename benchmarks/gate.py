@@ -41,7 +41,7 @@ def run(bench_dir: Path, out: Path, baseline: Path | None = None, overrides: lis
     checks = [*_integrity_checks(bench, results), *_size_checks(recipe, results, shipped),
               *_latency_checks(recipe, results, shipped), *_parity_checks(recipe, results, shipped),
               *_accuracy_checks(recipe, results, shipped), *_speed_checks(recipe, results, shipped),
-              *_slice_checks(recipe, results)]
+              *_slice_checks(recipe, results), *_tasks_checks(recipe, results, shipped)]
     if baseline is not None:
         checks += _regression_checks(recipe, results, read_manifest(baseline, "bench").metrics, shipped)
     verdict = "pass" if all(c.passed for c in checks) else "fail"
@@ -139,6 +139,26 @@ def _parity_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[Che
     for name in _quantized(results, shipped):
         value, how = _agreement(results["artifacts"][name])
         checks.append(Check("decision agreement vs fp32", name, value, limit, value is not None and value >= limit, how))
+    return checks
+
+
+def _tasks_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[Check]:
+    """Shipped Tasks-ready artifacts: MediaPipe Tasks on raw payloads agrees with edgemod's pipeline,
+    and (text) keeps its macro-F1 on obfuscated spellings with no normalizer on the device."""
+    agreement, drop_limit = recipe.budgets.parity.min_tasks_decision_agreement, recipe.budgets.slices.max_obfuscation_f1_drop
+    checks = []
+    for name in sorted(n for n in shipped if results["artifacts"].get(n, {}).get("target") == "mediapipe"):
+        measured = results.get("tasks", {}).get(name)
+        if agreement is not None:
+            value = None if measured is None else measured["decision_agreement_vs_edgemod"]
+            how = ("MediaPipe Tasks not run on this artifact" if measured is None
+                   else f"{measured['disagreements']} of {measured['items']} test items differ")
+            checks.append(Check("Tasks decision agreement vs edgemod pipeline", name, value, agreement,
+                                value is not None and value >= agreement, how))
+        if drop_limit is not None and measured is not None and "obfuscation" in measured:
+            worst = measured["obfuscation"]["worst"]
+            checks.append(Check("macro-F1 drop on obfuscated text through Tasks", f"{name} / {worst['style']}",
+                                worst["macro_f1_drop"], drop_limit, worst["macro_f1_drop"] <= drop_limit))
     return checks
 
 

@@ -89,6 +89,10 @@ class AugmentSpec(_AugmentStrict):
         return self
 
 
+# The normalizer of student.tokenizer 'mediapipe_tasks' (edgemod.runtime.tokenizer.TASKS_NORMALIZER).
+MEDIAPIPE_NORMALIZER = "mediapipe-bert-v1"
+
+
 class StudentSpec(StrictModel):
     arch: str
     max_length: int = Field(64, ge=8, le=512)
@@ -97,10 +101,32 @@ class StudentSpec(StrictModel):
         None, description="image backbone weights from an installed package, e.g. imagenet:efficientnet_lite0")
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="training-time image augmentation")
     vocab_size: int = Field(8000, ge=100, le=8000)
-    normalizer: str = "moderation-v1"
+    normalizer: str = Field(
+        "moderation-v1", description="text normalizer spec (edgemod/runtime/normalizers); with tokenizer "
+                                     f"mediapipe_tasks it must be, and defaults to, {MEDIAPIPE_NORMALIZER}")
+    tokenizer: Literal["bert", "mediapipe_tasks"] = Field(
+        "bert", description="pre-tokenization before WordPiece: 'bert', or 'mediapipe_tasks' (exactly what MediaPipe "
+                            "Tasks' TextClassifier does on the phone, so it can run the model on raw text)")
+    image_preprocessing: Literal["timm", "mediapipe_tasks"] = Field(
+        "timm", description="eval crop and resize of image students: timm's (resize the shorter side, center crop), "
+                            "or exactly what MediaPipe Tasks' ImageClassifier does with a center region of interest")
     init_embeddings_from: str | None = Field(
         None, description="'minilm-l6' or a local transformers folder: start the embedding table from its token embeddings")
     options: dict[str, Any] = Field(default_factory=dict, description="architecture kwargs")
+
+    @model_validator(mode="after")
+    def _tasks_normalizer(self) -> StudentSpec:
+        """MediaPipe Tasks normalizes nothing but ASCII case on the phone, so the student must not either."""
+        if self.tokenizer != "mediapipe_tasks":
+            return self
+        if "normalizer" not in self.model_fields_set:
+            self.normalizer = MEDIAPIPE_NORMALIZER
+        elif self.normalizer != MEDIAPIPE_NORMALIZER:
+            raise ValueError(f"student.tokenizer 'mediapipe_tasks' needs student.normalizer '{MEDIAPIPE_NORMALIZER}' "
+                             f"(MediaPipe Tasks only lower-cases ASCII on the device), got '{self.normalizer}'; "
+                             f"set 'normalizer: {MEDIAPIPE_NORMALIZER}' or remove the key "
+                             f"(override: --set student.normalizer={MEDIAPIPE_NORMALIZER})")
+        return self
 
 
 class DistillSpec(StrictModel):
@@ -126,6 +152,13 @@ class DistillSpec(StrictModel):
     int8_weights: bool = Field(
         False, description="train Conv/Linear weights on a per-channel int8 grid (straight-through), so that "
                            "int8 weight compression at export (Core ML w8, TFLite/ONNX int8 weights) is lossless")
+    obfuscation_augment: float = Field(
+        0.0, ge=0, le=1, description="text: probability that a training item is replaced, each epoch, by one of its "
+                                     "obfuscated copies (leetspeak, homoglyphs, zero-width characters, spaced-out "
+                                     "letters, on some words); the targets stay the clean text's. 0 disables")
+    obfuscation_copies: int = Field(
+        2, ge=1, le=16, description="obfuscated copies of every training item, made and encoded once up front "
+                                    "(seeded by distill.seed) when obfuscation_augment > 0")
 
 
 class ClassThresholdSpec(StrictModel):
@@ -158,6 +191,8 @@ class ThresholdSpec(ClassThresholdSpec):
 
 EXPORT_SCHEMES: dict[str, tuple[str, ...]] = {
     "tflite": ("fp32", "int8_dynamic", "int8_weight_only", "int8_static"),
+    # a .tflite with MediaPipe Tasks metadata and Tasks' input layout (edgemod.runtime.tasks_layout)
+    "mediapipe": ("fp32", "int8_dynamic", "int8_weight_only", "int8_static"),
     "coreml": ("fp16", "fp32", "w8", "w8a8", "palettize"),
     "onnx": ("fp32", "int8_static", "int8_dynamic"),
 }
@@ -173,7 +208,7 @@ class ExportSpec(StrictModel):
     static int8; `op_types` restricts ONNX static int8 to these op types.
     """
 
-    target: Literal["tflite", "coreml", "onnx"]
+    target: Literal["tflite", "mediapipe", "coreml", "onnx"]
     quant: str | None = None
     calibration_items: int = Field(256, gt=0, description="calibration-split items for static schemes")
     float_ops: list[str] = Field(default_factory=list)
@@ -219,6 +254,9 @@ class AccuracyBudget(StrictModel):
 
 class ParityBudget(StrictModel):
     min_decision_agreement: float | None = None
+    min_tasks_decision_agreement: float | None = Field(
+        None, ge=0, le=1, description="MediaPipe Tasks on raw test payloads (its own pre-processing) vs edgemod's "
+                                      "pipeline on the same `mediapipe` artifact")
 
 
 class SpeedBudget(StrictModel):

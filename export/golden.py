@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgemod.errors import EdgemodError
+from edgemod.obfuscation import obfuscate
 from edgemod.runtime.decision import decide
 from edgemod.runtime.golden import encode_tensor, threshold_margins
 
 PER_KIND = 2
-ZERO_WIDTH = "\u200b"
-LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5"})
 
 
 @dataclass
@@ -27,27 +26,6 @@ class GoldenItem:
     key: str
     kind: str
     payload: str
-
-
-HOMOGLYPHS = str.maketrans({"a": "а", "e": "е", "o": "о", "c": "с", "p": "р", "x": "х", "i": "і", "y": "у"})
-OBFUSCATIONS = ("leetspeak", "homoglyph", "zero_width", "spacing")
-
-
-def obfuscate(text: str, style: str) -> str:
-    """Spellings users type to slip past filters (the normalizer is meant to undo them)."""
-    if style == "leetspeak":
-        return text.translate(LEET)
-    if style == "homoglyph":  # Cyrillic look-alikes
-        return text.translate(HOMOGLYPHS)
-    if style == "zero_width":
-        return ZERO_WIDTH.join(text)
-    words = text.split()  # spacing: the longest alphabetic word spelled out letter by letter
-    candidates = [i for i, w in enumerate(words) if w.isalpha()]
-    if not candidates:
-        return text
-    longest = max(candidates, key=lambda i: len(words[i]))
-    words[longest] = " ".join(words[longest])
-    return " ".join(words)
 
 
 def _stable(scores: np.ndarray, labels: list[str], thresholds: dict, margin: float) -> np.ndarray:

@@ -32,7 +32,7 @@ from edgemod.runtime.runners import TorchRunner, coreml_can_predict, load_runner
 STAGE = "export"
 FORMAT_VERSION = 3  # 3: calibration set per export entry, its item count recorded
 DEFAULT_EXPORTS = [ExportSpec(target="tflite"), ExportSpec(target="coreml"), ExportSpec(target="onnx")]
-EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}
+EXTENSIONS = {"tflite": ".tflite", "mediapipe": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}
 
 
 def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=None,
@@ -166,7 +166,7 @@ def _interface(student: TrainedStudent, artifact: Artifact) -> dict:
         return {**declared, "program": validate_program(artifact.path, student.input_names)}
     runner = load_runner(artifact.spec.target, artifact.path, student.input_names)
     details = runner.io_details()
-    if artifact.spec.target == "tflite":
+    if artifact.spec.target in ("tflite", "mediapipe"):
         details["xnnpack_partitions"] = runner.delegate_partitions
     return {**declared, "runtime": details}
 

@@ -9,7 +9,7 @@ from edgemod.export.student import TrainedStudent
 from edgemod.quantization.calibration import CalibrationSet
 from edgemod.recipe import ExportSpec
 
-STATIC_SCHEMES = {("tflite", "int8_static"), ("onnx", "int8_static"), ("coreml", "w8a8")}
+STATIC_SCHEMES = {("tflite", "int8_static"), ("mediapipe", "int8_static"), ("onnx", "int8_static"), ("coreml", "w8a8")}
 # Core ML w8a8 calibrates by running fake-quantized PyTorch, which is slow; 64 items fix the ranges.
 COREML_W8A8_CALIBRATION_ITEMS = 64
 
@@ -65,6 +65,34 @@ def _tflite(student: TrainedStudent, artifact: Artifact, built: dict[str, Artifa
     artifact.quantization.update(details)
 
 
+def _mediapipe(student: TrainedStudent, artifact: Artifact, built: dict[str, Artifact],
+               calibration: CalibrationSet | None) -> None:
+    """The TFLite artifact in Tasks' input layout, with Tasks metadata (export/mediapipe_tasks.py)."""
+    from dataclasses import replace
+
+    from edgemod.export import mediapipe_tasks as tasks
+    from edgemod.export.tflite import export_tflite
+
+    spec, layout = artifact.spec, tasks.tasks_layout(student)
+    names = tuple(layout["inputs"])
+    sample = tasks.tasks_inputs(student.sample_inputs(), layout)
+    # Quantized variants are cut from a float model without Tasks metadata: MediaPipe stores its
+    # files after the flatbuffer, where the quantizer would not keep them.
+    plain = artifact.path if spec.is_float else artifact.path.with_name(f".{artifact.path.stem}.float.tflite")
+    export_tflite(tasks.tasks_module(student, layout), sample, names, plain)
+    artifact.quantization.update({"engine": "litert-torch"})
+    if not spec.is_float:
+        from edgemod.quantization.tflite import quantize_tflite
+
+        adapted = None if calibration is None else replace(calibration, inputs=tasks.tasks_inputs(calibration.inputs, layout))
+        try:
+            artifact.quantization.update(quantize_tflite(plain, artifact.path, spec.scheme, adapted, names, spec.float_ops))
+        finally:
+            plain.unlink(missing_ok=True)
+    tasks.add_layout_entry(artifact.path, layout)
+    artifact.quantization.update(tasks.add_tasks_metadata(artifact.path, student, layout))
+
+
 def _onnx(student: TrainedStudent, artifact: Artifact, built: dict[str, Artifact],
           calibration: CalibrationSet | None) -> None:
     spec = artifact.spec
@@ -113,4 +141,4 @@ def _coreml(student: TrainedStudent, artifact: Artifact, built: dict[str, Artifa
     save_mlpackage(artifact.handle, artifact.path)
 
 
-BUILDERS = {"tflite": _tflite, "onnx": _onnx, "coreml": _coreml}
+BUILDERS = {"tflite": _tflite, "mediapipe": _mediapipe, "onnx": _onnx, "coreml": _coreml}

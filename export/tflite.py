@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from edgemod.errors import MissingDependencyError
 from edgemod.export.op_errors import conversion_error
 from edgemod.fsutil import atomic_path
@@ -15,7 +17,9 @@ OUTPUT_NAME = "scores"
 def torch_sample(inputs: dict, names: tuple[str, ...]) -> tuple:
     import torch
 
-    return tuple(torch.from_numpy(inputs[n]) for n in names)
+    # A copy per input: litert-torch converts wrongly when one tensor object is the sample of two
+    # inputs (measured: a model fed ids, mask and segment ids all read the same buffer).
+    return tuple(torch.from_numpy(np.array(inputs[n], copy=True)) for n in names)
 
 
 def named_io(module, input_names: tuple[str, ...]):

@@ -196,6 +196,43 @@ def ios_test(
         raise typer.Exit(1)
 
 
+@harness_app.command("web")
+def web(
+    folder: Annotated[Path, typer.Argument(help="web folder (tasks.json; `edgemod pull ... --platform web`) "
+                                                "or export folder with mediapipe artifacts")],
+    screenshot: Annotated[Path | None, typer.Option(help="PNG of the page showing one golden item")] = None,
+    chromium: Annotated[Path, typer.Option(help="Chromium executable")] = Path("/usr/bin/chromium"),
+    serve: Annotated[bool, typer.Option("--serve", help="only serve the page on localhost until Ctrl-C")] = False,
+    port: Annotated[int, typer.Option(help="port for --serve")] = 8000,
+    report: ReportOption = None,
+) -> None:
+    """The golden vectors through MediaPipe Tasks in headless Chromium (mobile_harness/web); exit code 1 on a mismatch."""
+    from edgemod.mobile_harness import web_check
+
+    with web_check.web_folder_for(folder) as web_folder:
+        if serve:
+            return _serve(web_folder, port)
+        result = web_check.check_web(web_folder, chromium, screenshot)
+    _web_table(result)
+    _write(report, result)
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
+def _serve(web_folder: Path, port: int) -> None:
+    import threading
+
+    from edgemod.mobile_harness import web_check
+
+    web_check.read_tasks(web_folder)
+    with web_check.serve(web_folder, port) as url:
+        console.print(f"serving {web_folder}: open {url} (Ctrl-C stops)")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
 # ----------------------------------------------------------------------------------- printing
 
 
@@ -266,6 +303,27 @@ def _bench_table(result: dict) -> None:
                       f"{delegate['partitions']} partition(s)")
     for op in r.get("top_ops", [])[:5]:
         console.print(f"  {op['avg_ms']:.3f} ms {op['percent']:.1f}%  {op['node_type']}")
+
+
+def _web_table(result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"golden vectors in MediaPipe Tasks, Chromium {result['chromium']} ({result['task']})")
+    for column in ("artifact", "items", "agree", "mismatches", "near threshold", "max |Δscore|", "tolerance"):
+        table.add_column(column, justify="left" if column == "artifact" else "right")
+    for name, r in result["artifacts"].items():
+        flipped = sum(item["flipped"] for item in r["near_threshold"])
+        table.add_row(name, str(r["items"]), str(r["agree"]), f"[red]{len(r['mismatches'])}[/]" if r["mismatches"] else "0",
+                      f"{len(r['near_threshold'])} ({flipped} flipped)", f"{r['max_abs_score_diff']:.6f}", f"{r['tolerance']:g}")
+    console.print(table)
+    for name, r in result["artifacts"].items():
+        for m in r["mismatches"][:5]:
+            console.print(f"  {name}: [red]{m['key']}[/] page {m.get('error') or m['decision']}, "
+                          f"expected {m['expected_decision']} (margin {m['margin']})")
+        for error in r["page_errors"][:3]:
+            console.print(f"  {name}: page console: {error}")
+    if result["screenshot"]:
+        console.print(f"screenshot: {result['screenshot']}")
 
 
 def _write(path: Path | None, data) -> None:

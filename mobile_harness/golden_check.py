@@ -67,6 +67,8 @@ def check_artifact(export_dir: str | Path, artifact_name: str, threads: int = 1,
         from edgemod.runtime.golden import check_golden
 
         report["runtime_only"] = check_golden(golden, pipeline.runner)
+    if record["target"] == "mediapipe":
+        report["mediapipe_tasks"] = tasks_replay(export_dir / record["file"], golden, manifest)
     report["passed"] = _verdict(report)
     return report
 
@@ -101,6 +103,27 @@ def replay(pipeline: DevicePipeline, golden: dict) -> dict:
             "max_abs_input_diff": None if worst_input is None else round(worst_input, 8),
             "max_abs_score_diff": None if worst_score is None else round(worst_score, 6),
             "decision_mismatches": decisions, "payload_errors": errors}
+
+
+def tasks_replay(path: Path, golden: dict, manifest) -> dict:
+    """Every golden payload through MediaPipe Tasks (its own tokenizer or image pre-processing):
+    decisions must equal the golden decisions, except for items within the tolerance of a threshold."""
+    from edgemod.runtime.golden import decision_label
+    from edgemod.runtime.tasks_check import tasks_scores
+
+    task = "image" if manifest.recipe.get("task") == "image-classification" else "text"
+    crop_pct = None
+    if task == "image":
+        crop_pct = json.loads((path.parent.parent / "preprocess.json").read_text(encoding="utf-8"))["crop_pct"]
+    labels, tolerance = golden["labels"], golden["tolerance"]["max_abs_score_diff"]
+    items = golden["items"]
+    scores = tasks_scores(path, task, labels, [item["payload"] for item in items], crop_pct)
+    mismatches = [item["key"] for item, row in zip(items, scores)
+                  if decision_label(row, labels, golden["thresholds"]) != item["expected_decision"]
+                  and item.get("threshold_margin", np.inf) > tolerance]
+    worst = float(np.abs(scores - np.asarray([item["expected_scores"] for item in items])).max()) if items else 0.0
+    return {"items": len(items), "decision_mismatches": mismatches, "max_abs_score_diff": round(worst, 6),
+            "passed": not mismatches}
 
 
 def compare_inputs(built: dict[str, np.ndarray], expected: dict[str, np.ndarray],
@@ -145,7 +168,8 @@ def _verdict(report: dict) -> bool | None:
     tolerance, worst = report["tolerance"], report.get("max_abs_score_diff")
     failed = (report["changed_files"] or not report["inputs_match"] or report["decision_mismatches"]
               or (worst is not None and worst > tolerance)
-              or not report.get("runtime_only", {"passed": True})["passed"])
+              or not report.get("runtime_only", {"passed": True})["passed"]
+              or not report.get("mediapipe_tasks", {"passed": True})["passed"])
     if failed:
         return False
     return None if report["skipped"] else True

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install edgemod into it. Idempotent: does nothing when pyproject.toml is unchanged.
-#   bash scripts/setup.sh        # the toolkit and the pretrained image backbones
+#   bash scripts/setup.sh        # the toolkit, the pretrained image backbones and MediaPipe Tasks
 #   bash scripts/setup.sh dev    # + test tools and the optional TensorFlow teacher
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +10,8 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
   echo "edgemod needs Python 3.11 (found $("$python" --version)); set PYTHON=/path/to/python3.11" >&2
   exit 2
 fi
-extras="[vision-pretrained]"
-[ "${1:-}" = "dev" ] && extras="[dev,tf,vision-pretrained]"
+extras="[vision-pretrained,mediapipe]"
+[ "${1:-}" = "dev" ] && extras="[dev,tf,vision-pretrained,mediapipe]"
 stamp=".venv/.edgemod-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) ${extras}"
 if [ -f "$stamp" ] && grep -qxF "$want" "$stamp"; then

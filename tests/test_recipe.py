@@ -64,6 +64,38 @@ def test_no_teacher_needs_gold_only(tiny_recipe_dict):
     assert parse_recipe(tiny_recipe_dict).distill.gold_only
 
 
+def test_mediapipe_tasks_tokenizer_picks_its_normalizer(tiny_recipe_dict):
+    assert parse_recipe(tiny_recipe_dict).student.normalizer == "moderation-v1"
+    tiny_recipe_dict["student"]["tokenizer"] = "mediapipe_tasks"
+    recipe = parse_recipe(tiny_recipe_dict)
+    assert recipe.student.normalizer == "mediapipe-bert-v1"
+    assert parse_recipe(recipe.model_dump(mode="json")).student.normalizer == "mediapipe-bert-v1"  # as stages re-read it
+    tiny_recipe_dict["student"]["normalizer"] = "mediapipe-bert-v1"
+    assert parse_recipe(tiny_recipe_dict).student.normalizer == "mediapipe-bert-v1"
+
+
+def test_mediapipe_tasks_tokenizer_refuses_another_normalizer(tiny_recipe_dict):
+    tiny_recipe_dict["student"].update(tokenizer="mediapipe_tasks", normalizer="moderation-v1")
+    with pytest.raises(EdgemodError, match="needs student.normalizer 'mediapipe-bert-v1'.*remove the key"):
+        parse_recipe(tiny_recipe_dict)
+
+
+def test_tokenizer_and_augmentation_keys_are_checked(tiny_recipe_dict):
+    tiny_recipe_dict["student"]["tokenizer"] = "mediapipe"
+    with pytest.raises(EdgemodError, match="student.tokenizer: Input should be 'bert' or 'mediapipe_tasks'"):
+        parse_recipe(tiny_recipe_dict)
+    tiny_recipe_dict["student"]["tokenizer"] = "bert"
+    tiny_recipe_dict["distill"]["obfuscation_augmnt"] = 0.5
+    with pytest.raises(EdgemodError, match="did you mean 'obfuscation_augment'"):
+        parse_recipe(tiny_recipe_dict)
+    del tiny_recipe_dict["distill"]["obfuscation_augmnt"]
+    tiny_recipe_dict["distill"]["obfuscation_augment"] = 1.5
+    with pytest.raises(EdgemodError, match="distill.obfuscation_augment"):
+        parse_recipe(tiny_recipe_dict)
+    tiny_recipe_dict["distill"].update(obfuscation_augment=0.5, obfuscation_copies=3)
+    assert parse_recipe(tiny_recipe_dict).distill.obfuscation_copies == 3
+
+
 def test_overrides_parse_yaml_values(tmp_path):
     recipe = load_recipe(RECIPES[0], ["distill.epochs=1", "student.options={embed_dim: 32}"])
     assert recipe.distill.epochs == 1 and recipe.student.options == {"embed_dim": 32}

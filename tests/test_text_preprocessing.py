@@ -22,6 +22,8 @@ DATA = Path(os.environ.get(DATA_DIR_ENV) or ROOT / "../shared/data").resolve() /
 SPEC_PATH = SPEC_DIR / "moderation-v1.json"
 NORMALIZER = load_normalizer()
 GOLDEN = NORMALIZER.golden
+SPECS = {name: load_normalizer(name) for name in available_normalizers()}  # every shipped spec
+ALL_GOLDEN = [(name, case) for name, spec in SPECS.items() for case in spec.golden]
 
 
 def real_texts(n_per_file: int) -> list[str]:
@@ -44,21 +46,38 @@ def spec_with(**changes) -> dict:
 
 # --- the spec and its golden examples ------------------------------------------------------------
 
-@pytest.mark.parametrize("case", GOLDEN, ids=[f"{i}:{c['note'][:40]}" for i, c in enumerate(GOLDEN)])
-def test_golden_example(case):
-    assert NORMALIZER(case["input"]) == case["output"]
+@pytest.mark.parametrize(("name", "case"), ALL_GOLDEN,
+                         ids=[f"{name}:{i}:{c['note'][:40]}" for i, (name, c) in enumerate(ALL_GOLDEN)])
+def test_golden_example(name, case):
+    assert SPECS[name](case["input"]) == case["output"]
 
 
-def test_golden_examples_cover_every_step():
-    assert len(GOLDEN) >= 40
-    notes = " ".join(case["note"] for case in GOLDEN)
-    missing = {step["step"] for step in NORMALIZER.spec["steps"]} - {w.strip(":,+") for w in notes.split()}
+@pytest.mark.parametrize("name", SPECS)
+def test_golden_examples_cover_every_step(name):
+    golden = SPECS[name].golden
+    assert len(golden) >= min(40, 10 * len(SPECS[name].spec["steps"]))
+    notes = " ".join(case["note"] for case in golden)
+    missing = {step["step"] for step in SPECS[name].spec["steps"]} - {w.strip(":,+") for w in notes.split()}
     assert not missing, f"no golden example names these steps: {missing}"
 
 
-def test_golden_outputs_are_fixed_points():
-    for case in GOLDEN:
-        assert NORMALIZER(case["output"]) == case["output"], case
+@pytest.mark.parametrize("name", SPECS)
+def test_golden_outputs_are_fixed_points(name):
+    for case in SPECS[name].golden:
+        assert SPECS[name](case["output"]) == case["output"], case
+
+
+def test_shipped_specs_include_the_mediapipe_one():
+    assert {"moderation-v1", "mediapipe-bert-v1"} <= set(SPECS)
+    spec = SPECS["mediapipe-bert-v1"].spec
+    assert [(s["step"], s["mode"]) for s in spec["steps"]] == [("case_fold", "ascii")]
+    assert all(spec.get(key) for key in ("description", "conventions", "golden"))
+
+
+def test_ascii_case_fold_is_a_bytewise_ascii_lowercase():
+    """What absl::AsciiStrToLower does to UTF-8: only A-Z change, on every code point."""
+    text = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert SPECS["mediapipe-bert-v1"](text) == text.encode("utf-8").lower().decode("utf-8")
 
 
 def test_spec_is_plain_portable_data():
@@ -71,9 +90,10 @@ def test_spec_is_plain_portable_data():
     assert spec["steps"][3]["mode"] == "full" and "CaseFolding.txt" in spec["steps"][3]["doc"]
 
 
-def test_spec_file_hides_no_characters():
+@pytest.mark.parametrize("name", SPECS)
+def test_spec_file_hides_no_characters(name):
     """Look-alike and invisible characters are written as \\u escapes; only emoji appear as-is."""
-    raw = SPEC_PATH.read_text(encoding="utf-8")
+    raw = (SPEC_DIR / f"{name}.json").read_text(encoding="utf-8")
     shown = {c for c in raw if not c.isascii()}
     assert all(unicodedata.category(c) == "So" and ord(c) >= 0x2600 for c in shown), shown
 
@@ -194,6 +214,12 @@ def test_unknown_step_says_did_you_mean():
         TextNormalizer.from_spec(spec)
     assert "did you mean 'unicode_normalize'" in str(err.value)
     assert "fold_leet" in err.value.hint and "case_fold" in err.value.hint
+
+
+def test_unknown_case_fold_mode():
+    steps = [{"step": "case_fold", "mode": "asci"}]
+    with pytest.raises(EdgemodError, match="did you mean 'ascii'"):
+        TextNormalizer.from_spec(spec_with(steps=steps))
 
 
 def test_unknown_and_missing_parameters():

@@ -102,3 +102,36 @@ def test_class_balancing_options_train_and_differ(labelled, tmp_path, balance):
     assert balanced.artifacts["model.safetensors"].sha256 != plain.artifacts["model.safetensors"].sha256
     again = train.run(labelled, tmp_path / f"{balance}-again", overrides=[f"distill.balance={balance}"])
     assert again.artifacts["model.safetensors"].sha256 == balanced.artifacts["model.safetensors"].sha256
+
+
+def test_mediapipe_tasks_tokenizer_with_obfuscation_augment_trains(tiny_recipe_dict, tmp_path):
+    from edgemod.recipe import parse_recipe
+    from edgemod.runtime.tokenizer import WordPieceTokenizer
+
+    tiny_recipe_dict["student"]["tokenizer"] = "mediapipe_tasks"
+    tiny_recipe_dict["distill"]["obfuscation_augment"] = 0.5
+    label.run(parse_recipe(tiny_recipe_dict), tmp_path / "label")
+    manifest = train.run(tmp_path / "label", tmp_path / "train")
+    assert 0 <= manifest.metrics["test"]["student"]["macro_f1"] <= 1
+    tokenizer = WordPieceTokenizer.load(tmp_path / "train" / "tokenizer")
+    assert tokenizer.pre_tokenization == "mediapipe_tasks" and tokenizer.normalizer.name == "mediapipe-bert-v1"
+    spec = json.loads((tmp_path / "train" / "tokenizer" / "tokenizer_spec.json").read_text())
+    assert spec["pre_tokenization"] == "mediapipe_tasks" and spec["placeholders"] == {}
+    # the vocabulary was fitted to obfuscated copies too: their look-alike and invisible characters are in it
+    assert {"\u200b", "\u0430", "\u043e"} & set(tokenizer.vocab)
+    again = train.run(tmp_path / "label", tmp_path / "again")
+    assert again.artifacts["model.safetensors"].sha256 == manifest.artifacts["model.safetensors"].sha256
+    clean = train.run(tmp_path / "label", tmp_path / "clean", overrides=["distill.obfuscation_augment=0"])
+    assert clean.artifacts["model.safetensors"].sha256 != manifest.artifacts["model.safetensors"].sha256
+
+
+def test_obfuscation_augment_is_refused_for_image_students():
+    from edgemod.recipe import parse_recipe
+    from edgemod.training.inputs import ImageInputs
+
+    recipe = parse_recipe({"name": "img", "task": "image-classification", "labels": ["none", "knife"],
+                           "data": {"train": "weapons:train", "validation": "weapons:validation", "test": "weapons:test"},
+                           "student": {"arch": "test_vision_tiny"},
+                           "distill": {"gold_only": True, "obfuscation_augment": 0.5}})
+    with pytest.raises(EdgemodError, match="obfuscation_augment rewrites text"):
+        ImageInputs(recipe, table=None)

@@ -75,6 +75,16 @@ def test_two_workers_match_one_process(text_label, two_workers, tmp_path):
         assert two.metrics["test"]["student"][metric] == pytest.approx(one.metrics["test"]["student"][metric], abs=1e-3)
 
 
+def test_obfuscation_augment_draws_the_same_rows_on_every_rank(text_label, tmp_path):
+    """Each epoch's clean-or-copy draw depends on (seed, epoch) only, so 2 workers still match 1 process."""
+    overrides = [*EXACT, "distill.obfuscation_augment=0.5"]
+    torchrun(text_label, tmp_path / "two", overrides)
+    one = train.run(text_label, tmp_path / "one", overrides=overrides)
+    assert [h["step"] for h in read_manifest(tmp_path / "two", "train").metrics["history"]] == \
+        [h["step"] for h in one.metrics["history"]]
+    assert max_weight_diff(tmp_path / "one", tmp_path / "two") < 1e-4
+
+
 def test_with_dropout_steps_match_and_f1_is_close(text_label, tmp_path):
     one = train.run(text_label, tmp_path / "one")
     torchrun(text_label, tmp_path / "two", [])

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edgemod.errors import EdgemodError
 from edgemod.fsutil import write_json_atomic
 from edgemod.recipe import Recipe
 
@@ -38,26 +39,51 @@ def _tensor_dataset(*arrays):
 
 
 class TextInputs:
-    """Tokenizer fitted on train + transfer text; every item encoded once up front."""
+    """Tokenizer fitted on train + transfer text; every item encoded once up front.
+
+    With `distill.obfuscation_augment` > 0, `distill.obfuscation_copies` obfuscated copies of every
+    train/transfer item are made and encoded up front too, and each epoch the training set swaps
+    items for one of their copies (`ObfuscatedTexts`). The vocabulary is trained on the clean text
+    plus one copy of each: obfuscated spellings ('h4te', Cyrillic 'о', zero-width joins) then have
+    pieces of their own instead of [UNK], at the price of vocabulary entries the clean text would
+    have used; one copy, not all, keeps clean text the majority of what the vocabulary is fitted to.
+    """
 
     payload = "text"
     bad_rows: list[int] = []
 
     def __init__(self, recipe: Recipe, table):
+        from edgemod.obfuscation import variants
         from edgemod.training.text.tokenizer import train_wordpiece
 
-        corpus = table[table["role"].isin(("train", "transfer"))]["text"].tolist()
+        spec = recipe.distill
+        texts, keys = table["text"].tolist(), table["key"].astype(str).tolist()
+        rows = np.flatnonzero(table["role"].isin(("train", "transfer")).to_numpy())
+        copies = variants([texts[i] for i in rows], [keys[i] for i in rows], spec.obfuscation_copies,
+                          spec.seed) if spec.obfuscation_augment else []
+        corpus = [texts[i] for i in rows] + (copies[0] if copies else [])
         self.tokenizer = train_wordpiece(corpus, vocab_size=recipe.student.vocab_size,
-                                         normalizer=recipe.student.normalizer, max_length=recipe.student.max_length)
-        self.encoded = self.tokenizer.encode(table["text"].tolist())
+                                         normalizer=recipe.student.normalizer, max_length=recipe.student.max_length,
+                                         pre_tokenization=recipe.student.tokenizer)
+        self.encoded = self.tokenizer.encode(texts)
+        self.augment, self.seed = spec.obfuscation_augment, spec.seed
+        self._copy_row = {keys[i]: n for n, i in enumerate(rows)}
+        encoded = [self.tokenizer.encode(texts_k) for texts_k in copies]
+        # ids and mask of the copies, each [copies, len(rows), max_length]
+        self.copies = (np.stack([ids for ids, _ in encoded]), np.stack([mask for _, mask in encoded])) if copies else ()
 
     def inputs_for(self, rows: np.ndarray):
         return tuple(a[rows] for a in self.encoded)
 
     def train_dataset(self, split: Split):
-        return _tensor_dataset(*split.inputs, split.soft, split.gold)
+        if not self.augment:
+            return self.eval_dataset(split)
+        rows = np.array([self._copy_row[key] for key in split.keys], dtype=np.int64)
+        return ObfuscatedTexts(split.inputs, tuple(a[:, rows] for a in self.copies), split.soft, split.gold,
+                               self.augment, self.seed)
 
-    eval_dataset = train_dataset
+    def eval_dataset(self, split: Split):
+        return _tensor_dataset(*split.inputs, split.soft, split.gold)
 
     def build_model(self, recipe: Recipe):
         from edgemod.training.students import build_student
@@ -80,6 +106,43 @@ class TextInputs:
                 "vocab_size": self.tokenizer.vocab_size, "tokenizer": "tokenizer"}
 
 
+class ObfuscatedTexts:
+    """Training rows `(ids, mask, soft, gold)`: each item's clean encoding or, with probability `rate`,
+    one of its obfuscated copies (equally likely), redrawn every epoch; the targets are always the
+    clean item's (what the teacher said about the text before it was obfuscated).
+
+    The draw depends only on (seed, epoch), never on the batch order, the rank or the worker, so a
+    resumed or distributed run sees the same rows. The trainer calls `set_epoch` before it iterates;
+    the draw sits in shared memory, so persistent DataLoader workers see it too.
+    """
+
+    def __init__(self, clean: tuple, copies: tuple, soft, gold, rate: float, seed: int):
+        import torch
+
+        self.clean = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in clean)
+        self.copies = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in copies)
+        self.targets = (torch.from_numpy(np.ascontiguousarray(soft)), torch.from_numpy(np.ascontiguousarray(gold)))
+        self.rate, self.seed = rate, seed
+        self.choice = torch.full((len(soft),), -1, dtype=torch.int64).share_memory_()  # -1: clean, k: copy k
+        self.set_epoch(1)
+
+    def set_epoch(self, epoch: int) -> None:
+        import torch
+
+        rng = np.random.default_rng([self.seed, epoch])
+        swap = rng.random(len(self)) < self.rate
+        copy = rng.integers(len(self.copies[0]), size=len(self))
+        self.choice.copy_(torch.from_numpy(np.where(swap, copy, -1)))
+
+    def __len__(self) -> int:
+        return len(self.targets[0])
+
+    def __getitem__(self, index: int):
+        k = int(self.choice[index])
+        inputs = (a[index] for a in self.clean) if k < 0 else (a[k, index] for a in self.copies)
+        return (*inputs, *(t[index] for t in self.targets))
+
+
 class ImageInputs:
     """timm-style pre-processing that travels with the weights; augmentation for training only."""
 
@@ -89,8 +152,13 @@ class ImageInputs:
         from edgemod.training.students.vision import timm_arch
         from edgemod.training.vision.preprocess import preprocess_from_timm
 
+        if recipe.distill.obfuscation_augment:
+            raise EdgemodError("distill.obfuscation_augment rewrites text; this recipe trains an image student",
+                               "remove distill.obfuscation_augment (or set it to 0)")
         self.recipe = recipe
         self.preprocess = preprocess_from_timm(timm_arch(recipe.student.arch), recipe.student.image_size)
+        if recipe.student.image_preprocessing == "mediapipe_tasks":
+            self.preprocess = self.preprocess.model_copy(update={"resize": "mediapipe_tasks_roi"})
         self.paths = table["path"].tolist()
         self._check_images(table)
 

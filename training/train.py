@@ -154,6 +154,8 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
             freezing.keep_frozen(model, frozen)
             torch.manual_seed(spec.seed + epoch)  # dropout masks reproducible after a resume
             (sampler or order).generator.manual_seed(spec.seed + epoch)
+            if hasattr(loader.dataset, "set_epoch"):  # per-epoch data (text obfuscation), before workers prefetch
+                loader.dataset.set_epoch(epoch)
             if dist.enabled:
                 loader.batch_sampler.skip = done  # skips without loading the rows
             epoch_batches = loader if dist.enabled or not done else itertools.islice(loader, done, None)

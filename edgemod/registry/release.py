@@ -17,8 +17,13 @@ from edgemod.fsutil import sha256_bytes, sha256_file
 from edgemod.manifest import Manifest, git_commit, read_manifest, verify_artifacts
 
 SCHEMA = "edgemod.release/1"
-PLATFORM_OF_TARGET = {"tflite": "android", "coreml": "ios", "onnx": "onnx"}
-PLATFORMS = tuple(PLATFORM_OF_TARGET.values())
+# Where each target's files sit in a release: a platform folder, or `mediapipe/`, whose Tasks-ready
+# models run in MediaPipe Tasks on every app platform and keep their folder in a pulled copy.
+PLATFORM_OF_TARGET = {"tflite": "android", "coreml": "ios", "onnx": "onnx", "mediapipe": "mediapipe"}
+SHIPS_TO = {"android": ("android",), "ios": ("ios",), "onnx": ("onnx",), "mediapipe": ("android", "ios", "web")}
+PLATFORMS = ("android", "ios", "onnx", "web")
+TASKS_INDEX = "web/tasks.json"  # what the web page (mobile_harness/web) loads first
+TASKS_SCHEMA = "edgemod.tasks/1"
 SHARED = "shared"  # device files every platform needs: tokenizer or preprocess.json, thresholds, student.json
 # Export keeps the fp32 student and its scored test split so it can be benched alone; phones need neither
 # (mirrors export.student.REFERENCE_FILES, not imported: that module loads torch).
@@ -72,8 +77,8 @@ def assemble(gate_dir: Path, name: str, version: str, published_by: str) -> Rele
     runs = _load_runs(Path(gate_dir))
     artifacts = _shipped(runs)
     files = _model_files(runs, artifacts)
-    platforms = sorted({a["platform"] for a in artifacts.values()})
-    files += _device_files(runs, platforms) + _doc_files(runs)
+    platforms = sorted({p for a in artifacts.values() for p in SHIPS_TO[a["platform"]]})
+    files += _device_files(runs, platforms) + _doc_files(runs) + _tasks_index(runs, name, version, artifacts)
     manifest = _manifest(runs, name, version, published_by, artifacts, platforms)
     card = render_model_card(manifest, runs.bench.metrics).encode("utf-8")
     files.append(ReleaseFile(CARD, None, sha256_bytes(card), len(card), platforms, "card", card))
@@ -161,15 +166,39 @@ def _model_files(runs: _Runs, artifacts: dict[str, dict]) -> list[ReleaseFile]:
     for name, record in artifacts.items():
         platform, parent = record["platform"], str(Path(record["file"]).parent)
         keys = []
+        ships_to = list(SHIPS_TO[platform])
         for relative, path in _files_of(runs.export_dir, record["file"]):
             key = f"{platform}/{Path(relative).relative_to(parent).as_posix()}"
-            files.append(_file(key, path, [platform], "model"))
+            files.append(_file(key, path, ships_to, "model"))
             keys.append(key)
         golden = runs.export.artifacts[f"golden:{name}"]
         record["release_files"] = {"model": f"{platform}/{Path(record['file']).name}", "golden": f"{platform}/golden/{name}.json",
                                    "files": keys}
-        files.append(_file(record["release_files"]["golden"], runs.export_dir / golden.path, [platform], "golden"))
+        files.append(_file(record["release_files"]["golden"], runs.export_dir / golden.path, ships_to, "golden"))
     return files
+
+
+def tasks_index(name: str, version: str | None, task: str, labels: list[str], artifacts: list[dict],
+                crop_pct: float | None = None) -> dict:
+    """`tasks.json`: the Tasks-ready models of a web folder (`artifacts`: name, model and golden paths
+    inside the folder) and, for images, the `crop_pct` of the center crop the page hands Tasks as
+    its region of interest. `edgemod pull --platform web` and `edgemod harness web` both write it."""
+    image = task == "image-classification"
+    return {"schema": TASKS_SCHEMA, "name": name, "version": version, "task": "image" if image else "text",
+            "labels": labels, **({"image": {"crop_pct": crop_pct}} if image else {}),
+            "thresholds": "thresholds.json", "artifacts": artifacts}
+
+
+def _tasks_index(runs: _Runs, name: str, version: str, artifacts: dict[str, dict]) -> list[ReleaseFile]:
+    if not any(a["target"] == "mediapipe" for a in artifacts.values()):
+        return []
+    preprocess = runs.export_dir / "preprocess.json"
+    crop_pct = json.loads(preprocess.read_text(encoding="utf-8"))["crop_pct"] if preprocess.exists() else None
+    listed = [{"name": n, "model": pulled_path(a["release_files"]["model"]), "golden": pulled_path(a["release_files"]["golden"])}
+              for n, a in sorted(artifacts.items()) if a["target"] == "mediapipe"]
+    index = tasks_index(name, version, runs.gate.recipe.get("task", ""), runs.export.details["labels"], listed, crop_pct)
+    content = (json.dumps(index, indent=2) + "\n").encode("utf-8")
+    return [ReleaseFile(TASKS_INDEX, None, sha256_bytes(content), len(content), ["web"], "device", content)]
 
 
 def _device_files(runs: _Runs, platforms: list[str]) -> list[ReleaseFile]:
@@ -199,7 +228,7 @@ def _manifest(runs: _Runs, name: str, version: str, published_by: str, artifacts
         "labels": export.details["labels"], "thresholds": export.details["thresholds"],
         "student": export.details["student"], "teachers": export.details.get("teachers", []),
         "data": recipe.get("data", {}),
-        "platforms": {p: sorted(n for n, a in artifacts.items() if a["platform"] == p) for p in platforms},
+        "platforms": {p: sorted(n for n, a in artifacts.items() if p in SHIPS_TO[a["platform"]]) for p in platforms},
         "artifacts": {n: _artifact_entry(a) for n, a in sorted(artifacts.items())},
         "metrics": metrics_summary(runs.bench.metrics, list(artifacts)),
         "gate": {"verdict": runs.gate_result["verdict"], "baseline": runs.gate_result.get("baseline"),

@@ -39,6 +39,12 @@ def threshold_margins(scores: np.ndarray, labels: list[str], thresholds: dict) -
     return np.nan_to_num(np.abs(scores - cuts), nan=np.inf).min(axis=1)
 
 
+def decision_label(scores: np.ndarray, labels: list[str], thresholds: dict) -> str | list[str]:
+    """The decision for scores [1, C] as golden files write it: a label, or a list when multi-label."""
+    decision = decide(np.asarray(scores).reshape(1, -1), labels, thresholds)[0]
+    return [labels[c] for c in np.flatnonzero(decision)] if thresholds.get("multi_label") else labels[int(decision)]
+
+
 def check_golden(record: dict, runner) -> dict:
     """Run every golden item's stored inputs through `runner`; worst score diff and decision mismatches.
 
@@ -49,8 +55,7 @@ def check_golden(record: dict, runner) -> dict:
     for item in record["items"]:
         scores = runner({n: decode_tensor(t) for n, t in item["inputs"].items()})
         worst = max(worst, float(np.abs(scores[0] - np.asarray(item["expected_scores"])).max()))
-        decision = decide(scores, labels, thresholds)[0]
-        got = [labels[c] for c in np.flatnonzero(decision)] if thresholds.get("multi_label") else labels[int(decision)]
+        got = decision_label(scores, labels, thresholds)
         near = item.get("threshold_margin", np.inf) <= record["tolerance"]["max_abs_score_diff"]
         if got != item["expected_decision"] and not near:
             mismatched.append(item["key"])

@@ -221,11 +221,17 @@ def _unicode_normalize(form: str) -> Step:
     return lambda text: unicodedata.normalize(form, text)
 
 
+# 'ascii' is absl::AsciiStrToLower, what MediaPipe Tasks' BERT text pre-processing runs on the phone.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_CASE_FOLDS: dict[str, Step] = {"full": str.casefold, "ascii": lambda text: text.translate(_ASCII_LOWER)}
+
+
 @_step("case_fold", required={"mode"})
 def _case_fold(mode: str) -> Step:
-    if mode != "full":
-        raise EdgemodError(f"unknown case_fold mode '{mode}'", "use 'full' (Unicode full case folding, C+F)")
-    return str.casefold
+    if mode not in _CASE_FOLDS:
+        raise EdgemodError(f"unknown case_fold mode '{mode}'{did_you_mean(str(mode), list(_CASE_FOLDS))}",
+                           "use 'full' (Unicode full case folding, C+F) or 'ascii' (only A-Z -> a-z)")
+    return _CASE_FOLDS[mode]
 
 
 @_step("strip_marks_after", required={"bases", "marks"})

@@ -87,6 +87,35 @@ class TFLiteRunner:
         return (out.astype(np.float32) - zero_point) * scale if scale else out.astype(np.float32)
 
 
+class TasksLayoutRunner:
+    """A Tasks-ready .tflite (target `mediapipe`) fed edgemod's own encoder output: the inputs are
+    converted to the layout the file records (`edgemod.runtime.tasks_layout`), then LiteRT runs it
+    as any other TFLite artifact. This is edgemod's pipeline on that artifact; Tasks' own
+    pre-processing is checked separately (`edgemod.runtime.tasks_check`)."""
+
+    def __init__(self, path: str | Path, input_names: tuple[str, ...], threads: int = 1):
+        from edgemod.runtime.tasks_layout import read_layout
+
+        self.input_names = input_names
+        self.layout = read_layout(path)
+        if self.layout is None:
+            raise EdgemodError(f"{path} carries no edgemod.tasks_layout metadata: it is not a Tasks-ready export",
+                               "re-export it with `target: mediapipe` in the recipe's export list")
+        self.tflite = TFLiteRunner(path, tuple(self.layout["inputs"]), threads)
+
+    @property
+    def delegate_partitions(self) -> int:
+        return self.tflite.delegate_partitions
+
+    def io_details(self) -> dict:
+        return {**self.tflite.io_details(), "tasks_layout": self.layout}
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        from edgemod.runtime.tasks_layout import to_tasks_inputs
+
+        return self.tflite(to_tasks_inputs(inputs, self.layout))
+
+
 def _arg_index(tensor_name: str) -> int:
     digits = tensor_name.rsplit("_", 1)[-1].split(":")[0]
     return int(digits) if digits.isdigit() else 0
@@ -175,11 +204,11 @@ def coreml_can_predict() -> bool:
     return platform.system() == "Darwin"
 
 
-RUNNERS = {"tflite": TFLiteRunner, "onnx": OnnxRunner, "coreml": CoreMLRunner}
+RUNNERS = {"tflite": TFLiteRunner, "mediapipe": TasksLayoutRunner, "onnx": OnnxRunner, "coreml": CoreMLRunner}
 
 
 def load_runner(target: str, path: str | Path, input_names: tuple[str, ...], threads: int = 1) -> Runner:
-    """The runner of an artifact file for `target` (tflite, onnx or coreml) with `threads` threads.
+    """The runner of an artifact file for `target` (tflite, mediapipe, onnx or coreml) with `threads` threads.
 
     Raises:
         MissingDependencyError: the target's runtime package is not installed.
@@ -190,7 +219,8 @@ def load_runner(target: str, path: str | Path, input_names: tuple[str, ...], thr
     try:
         return RUNNERS[target](path, input_names, threads)
     except ImportError as error:
-        package = {"tflite": "ai-edge-litert", "onnx": "onnxruntime", "coreml": "coremltools"}[target]
+        package = {"tflite": "ai-edge-litert", "mediapipe": "ai-edge-litert", "onnx": "onnxruntime",
+                   "coreml": "coremltools"}[target]
         raise MissingDependencyError(package, f"running {target} artifacts") from error
 
 
