@@ -337,7 +337,20 @@ class Recipe(StrictModel):
             raise ValueError("thresholds.per_class needs a threshold policy; 'argmax' uses none")
         if not self.teachers and not self.distill.gold_only:
             raise ValueError("no teachers given: add 'teachers:' or set 'distill.gold_only: true'")
+        self._tasks_ready_student()
         return self
+
+    def _tasks_ready_student(self) -> None:
+        """A `mediapipe` artifact runs on Tasks' own pre-processing: the student must be trained for it,
+        or Tasks would feed it other token ids or other pixels than edgemod checks it on."""
+        if not any(spec.target == "mediapipe" for spec in self.export or []):
+            return
+        if self.task == "image-classification" and self.student.image_preprocessing != "mediapipe_tasks":
+            raise ValueError("export target 'mediapipe' needs student.image_preprocessing: mediapipe_tasks (MediaPipe "
+                             "Tasks crops and resizes the frame itself; timm's resize differs on up to 4 % of decisions)")
+        if self.task != "image-classification" and self.student.tokenizer != "mediapipe_tasks":
+            raise ValueError("export target 'mediapipe' needs student.tokenizer: mediapipe_tasks (MediaPipe Tasks "
+                             "tokenizes the raw text itself, with no normalizer)")
 
     @property
     def benign_label(self) -> str | None:

@@ -329,6 +329,10 @@ def tflite_artifact(export_dir: Path, artifact: str) -> tuple[Path, Path]:
     from edgemod.mobile_harness.device_pipeline import artifact_record
 
     record = artifact_record(export_dir, artifact)
+    if record["target"] == "mediapipe":
+        raise EdgemodError(f"{artifact} is a Tasks-ready model: MediaPipe Tasks feeds it, not these templates",
+                           "check it with `edgemod harness golden` (Tasks in Python) or `edgemod harness web`; "
+                           "for on-phone speed bench the tflite_* artifact of the same scheme (the same network)")
     if record["target"] != "tflite":
         raise EdgemodError(f"{artifact} targets {record['target']}; benchmark_model runs .tflite files only",
                            "pick a tflite_* artifact (see `edgemod harness golden EXPORT_DIR`)")

@@ -8,6 +8,7 @@ try:
 except ImportError:
     pass
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -113,7 +114,7 @@ def tiny_text_export(root, exports: str):
 WEAPONS = ["none", "firearm", "knife", "other_weapon"]
 
 
-def tiny_vision_run(root, exports: list[dict]):
+def tiny_vision_run(root, exports: list[dict], student: dict | None = None):
     """label -> train of a tiny image student on real weapons frames (a scores-file teacher that
     scores the gold label 0.85) under `root`; returns the train folder. `exports` go in the recipe."""
     import pandas as pd
@@ -131,9 +132,59 @@ def tiny_vision_run(root, exports: list[dict]):
               "data": {"train": "weapons:train", "validation": "weapons:validation", "test": "weapons:test",
                        "calibration": "weapons:validation", "max_items_per_split": 40},
               "teachers": [{"name": "scores", "kind": "scores", "path": str(root / "scores.parquet")}],
-              "student": {"arch": "test_vision_tiny", "image_size": 64},
+              "student": {"arch": "test_vision_tiny", "image_size": 64, **(student or {})},
               "distill": {"epochs": 2, "batch_size": 16, "lr": 0.003, "num_workers": 0},
               "thresholds": {"policy": "max_f1", "benign": "none"}, "export": exports}
     label.run(parse_recipe(recipe), root / "label")
     train.run(root / "label", root / "train")
     return root / "train"
+
+
+TASKS_TEXT_EXPORTS = "export=[{target: mediapipe}, {target: mediapipe, quant: int8_dynamic}]"
+TASKS_VISION_EXPORTS = [{"target": "mediapipe"}, {"target": "mediapipe", "quant": "int8_static", "calibration_items": 16}]
+
+
+@pytest.fixture(scope="session")
+def tasks_text_export(tmp_path_factory):
+    """The tiny text recipe with Tasks' own tokenizer, exported fp32 and int8 for MediaPipe Tasks
+    (shared by the Python Tasks tests and the browser test)."""
+    from edgemod.export import stage
+    from edgemod.recipe import parse_recipe
+    from edgemod.training import label, train
+
+    root = tmp_path_factory.mktemp("tasks-text")
+    recipe = tiny_text_recipe()
+    recipe["student"]["tokenizer"] = "mediapipe_tasks"
+    label.run(parse_recipe(recipe), root / "label")
+    train.run(root / "label", root / "train")
+    with _few_latency_runs():
+        stage.run(root / "train", root / "export", [TASKS_TEXT_EXPORTS])
+    return root / "export"
+
+
+@pytest.fixture(scope="session")
+def tasks_vision_export(tmp_path_factory):
+    """The tiny image student exported fp32 and static int8 for MediaPipe Tasks."""
+    from edgemod.export import stage
+
+    root = tmp_path_factory.mktemp("tasks-vision")
+    train_dir = tiny_vision_run(root, TASKS_VISION_EXPORTS, {"image_preprocessing": "mediapipe_tasks"})
+    with _few_latency_runs():
+        stage.run(train_dir, root / "export")
+    return root / "export"
+
+
+@contextlib.contextmanager
+def _few_latency_runs():
+    """These fixtures feed tests of decisions, not latency: a few timed calls per artifact (the
+    export's full timing takes a minute for the tiny image model on a busy CI runner)."""
+    from edgemod.export import stage
+
+    interleaved = stage.interleaved
+
+    def few_runs(calls, **_):
+        return interleaved(calls, rounds=1, runs=3, warmup=1)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stage, "interleaved", few_runs)
+        yield

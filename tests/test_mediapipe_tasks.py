@@ -5,38 +5,19 @@ import json
 import numpy as np
 import pytest
 
-from edgemod.export import stage
 from edgemod.manifest import read_manifest
-from edgemod.recipe import parse_recipe
 from edgemod.runtime.runners import load_runner
 from edgemod.runtime.tasks_layout import read_layout
-from edgemod.training import label, train
-
-TASKS_EXPORTS = [{"target": "mediapipe"}, {"target": "mediapipe", "quant": "int8_dynamic"}]
 
 
-@pytest.fixture(scope="module")
-def text_export(tmp_path_factory):
-    from conftest import tiny_text_recipe
-
-    recipe = tiny_text_recipe()
-    recipe["student"]["tokenizer"] = "mediapipe_tasks"
-    recipe["export"] = TASKS_EXPORTS
-    root = tmp_path_factory.mktemp("tasks-text")
-    label.run(parse_recipe(recipe), root / "label")
-    train.run(root / "label", root / "train")
-    stage.run(root / "train", root / "export")
-    return root / "export"
+@pytest.fixture
+def text_export(tasks_text_export):
+    return tasks_text_export
 
 
-@pytest.fixture(scope="module")
-def vision_export(tmp_path_factory):
-    from conftest import tiny_vision_run
-
-    root = tmp_path_factory.mktemp("tasks-vision")
-    train_dir = tiny_vision_run(root, [{"target": "mediapipe", "quant": "int8_static", "calibration_items": 16}])
-    stage.run(train_dir, root / "export")
-    return root / "export"
+@pytest.fixture
+def vision_export(tasks_vision_export):
+    return tasks_vision_export
 
 
 def _record(export_dir, name):
@@ -84,6 +65,29 @@ def test_tasks_decides_like_edgemod_on_raw_text(text_export):
         tasks = tasks_scores(path, "text", labels, texts)
         assert np.abs(ours - tasks).max() < 1e-4, name
         assert (decide(ours, labels, thresholds) == decide(tasks, labels, thresholds)).all(), name
+
+
+def test_tasks_decides_like_edgemod_on_raw_image_files(vision_export):
+    """Tasks decodes and resizes the files itself; the student was trained with
+    `image_preprocessing: mediapipe_tasks`, so edgemod's eval pipeline builds the same pixels."""
+    import pandas as pd
+
+    from edgemod.runtime.decision import decide
+    from edgemod.runtime.encoder import load_encoder
+    from edgemod.runtime.runners import run_all
+    from edgemod.runtime.tasks_check import tasks_scores
+
+    manifest = read_manifest(vision_export, "export")
+    labels, thresholds = manifest.details["labels"], manifest.details["thresholds"]
+    paths = pd.read_parquet(vision_export / "predictions.parquet").query("role == 'test'")["path"].tolist()
+    encoder = load_encoder(vision_export)
+    assert encoder.config.resize == "mediapipe_tasks_roi"
+    for name in ("mediapipe_fp32", "mediapipe_int8_static"):
+        path = vision_export / _record(vision_export, name)["file"]
+        ours = run_all(load_runner("mediapipe", path, encoder.input_names), encoder.encode(paths))
+        tasks = tasks_scores(path, "image", labels, paths, encoder.config.crop_pct)
+        assert np.median(np.abs(ours - tasks)) < 0.01, name
+        assert (decide(ours, labels, thresholds) == decide(tasks, labels, thresholds)).mean() >= 0.95, name
 
 
 def test_harness_golden_runs_tasks_on_the_golden_payloads(text_export, vision_export):
@@ -168,3 +172,24 @@ def test_docs_show_the_javascript_rule_the_page_runs():
     root = Path(__file__).resolve().parents[1]
     code = (root / "mobile_harness/web/decision.js").read_text().strip()
     assert f"```javascript\n{code}\n```" in (root / "docs/mobile.md").read_text()
+
+
+def test_a_tasks_ready_export_needs_a_student_trained_for_tasks_preprocessing():
+    from conftest import WEAPONS, tiny_text_recipe
+
+    from edgemod.errors import EdgemodError
+    from edgemod.recipe import parse_recipe
+
+    text = tiny_text_recipe()
+    text["export"] = [{"target": "mediapipe"}]
+    with pytest.raises(EdgemodError, match="needs student.tokenizer: mediapipe_tasks"):
+        parse_recipe(text)
+    text["student"]["tokenizer"] = "mediapipe_tasks"
+    assert parse_recipe(text).student.normalizer == "mediapipe-bert-v1"
+    image = {"name": "w", "task": "image-classification", "labels": WEAPONS, "data": {"train": "weapons:train", "validation": "weapons:validation", "test": "weapons:test"},
+             "teachers": [{"kind": "scores", "path": "s.parquet"}], "student": {"arch": "test_vision_tiny"},
+             "export": [{"target": "mediapipe", "quant": "int8_static"}]}
+    with pytest.raises(EdgemodError, match="needs student.image_preprocessing: mediapipe_tasks"):
+        parse_recipe(image)
+    image["student"]["image_preprocessing"] = "mediapipe_tasks"
+    assert parse_recipe(image).export[0].target == "mediapipe"

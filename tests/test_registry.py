@@ -632,3 +632,31 @@ def test_cli_round_trip(runs, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "did not pass" in err and "size (MB)" in err
     assert main(["show", "tiny-hate@1.5.0"]) == 0
+
+
+# ---------------------------------------------------------------------------------------------- MediaPipe Tasks
+
+
+def test_tasks_ready_models_ship_to_every_app_platform_and_the_web(tasks_text_export, keys, tmp_path):
+    """A `mediapipe` artifact is pulled with android and ios (under mediapipe/) and is the whole of a web
+    pull, with the tasks.json the page loads; its Tasks agreement was gated."""
+    bench.run(tasks_text_export, tmp_path / "bench", quick=True)
+    gate_dir = tmp_path / "gate"
+    result = gate.run(tmp_path / "bench", gate_dir, overrides=["budgets.parity.min_tasks_decision_agreement=0.99"])
+    tasks_checks = [c for c in result["checks"] if c["name"].startswith("Tasks decision agreement")]
+    assert [c["subject"] for c in tasks_checks] == ["mediapipe_fp32", "mediapipe_int8_dynamic"]
+    assert all(c["passed"] and c["value"] >= 0.99 for c in tasks_checks), tasks_checks
+    registry = Registry(config(tmp_path / "registry", keys))
+    registry.publish(gate_dir, "tiny-tasks", "1.0.0")
+    web = tmp_path / "web"
+    registry.pull(parse_ref("tiny-tasks@1.0.0"), "web", web)
+    index = json.loads((web / "tasks.json").read_text())
+    assert index["task"] == "text" and index["version"] == "1.0.0" and index["thresholds"] == "thresholds.json"
+    for artifact in index["artifacts"]:
+        model = web / artifact["model"]
+        assert sha256_file(model) == sha256_file(tasks_text_export / f"mediapipe/{model.name}")
+        assert (web / artifact["golden"]).is_file()
+    assert (web / "thresholds.json").is_file() and not list(web.glob("*.onnx")) and not list(web.glob("model_*.tflite"))
+    android = tmp_path / "android"
+    registry.pull(parse_ref("tiny-tasks@1.0.0"), "android", android)
+    assert (android / "mediapipe/model_int8_dynamic.tflite").is_file() and not (android / "tasks.json").exists()

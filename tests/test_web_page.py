@@ -14,7 +14,6 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import tiny_text_recipe, tiny_vision_run
 from typer.testing import CliRunner
 
 from edgemod.errors import EdgemodError
@@ -36,47 +35,16 @@ def _require_browser() -> None:
         _unavailable(f"{error.message} (fix: {error.hint})")
 
 
-@pytest.fixture(scope="module")
-def text_export(tmp_path_factory, quick_latency):
-    """The tiny text recipe with Tasks' own tokenizer, exported fp32 and int8 for MediaPipe Tasks."""
-    from edgemod.export import stage
-    from edgemod.recipe import parse_recipe
-    from edgemod.training import label, train
-
+@pytest.fixture
+def text_export(tasks_text_export):
     _require_browser()
-    root = tmp_path_factory.mktemp("web-text")
-    recipe = tiny_text_recipe()
-    recipe["student"]["tokenizer"] = "mediapipe_tasks"
-    label.run(parse_recipe(recipe), root / "label")
-    train.run(root / "label", root / "train")
-    stage.run(root / "train", root / "export", ["export=[{target: mediapipe}, {target: mediapipe, quant: int8_dynamic}]"])
-    return root / "export"
+    return tasks_text_export
 
 
-@pytest.fixture(scope="module")
-def image_export(tmp_path_factory, quick_latency):
-    from edgemod.export import stage
-
+@pytest.fixture
+def image_export(tasks_vision_export):
     _require_browser()
-    root = tmp_path_factory.mktemp("web-image")
-    train_dir = tiny_vision_run(root, [{"target": "mediapipe"}])
-    stage.run(train_dir, root / "export")
-    return root / "export"
-
-
-@pytest.fixture(scope="module")
-def quick_latency():
-    """The export stage times every artifact (a minute for the tiny image model on a busy CI runner);
-    this test checks decisions, not latency, so a few timed calls do."""
-    from edgemod.export import stage
-
-    def few_runs(calls, **_):
-        return interleaved(calls, rounds=1, runs=3, warmup=1)
-
-    interleaved = stage.interleaved
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(stage, "interleaved", few_runs)
-        yield
+    return tasks_vision_export
 
 
 def _golden_items(web_folder, artifact: dict) -> tuple[list[dict], float]:
