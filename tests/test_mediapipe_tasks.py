@@ -186,7 +186,8 @@ def test_a_tasks_ready_export_needs_a_student_trained_for_tasks_preprocessing():
         parse_recipe(text)
     text["student"]["tokenizer"] = "mediapipe_tasks"
     assert parse_recipe(text).student.normalizer == "mediapipe-bert-v1"
-    image = {"name": "w", "task": "image-classification", "labels": WEAPONS, "data": {"train": "weapons:train", "validation": "weapons:validation", "test": "weapons:test"},
+    splits = {"train": "weapons:train", "validation": "weapons:validation", "test": "weapons:test"}
+    image = {"name": "w", "task": "image-classification", "labels": WEAPONS, "data": splits,
              "teachers": [{"kind": "scores", "path": "s.parquet"}], "student": {"arch": "test_vision_tiny"},
              "export": [{"target": "mediapipe", "quant": "int8_static"}]}
     with pytest.raises(EdgemodError, match="needs student.image_preprocessing: mediapipe_tasks"):
