@@ -18,50 +18,52 @@ def test_shipped_recipes_exist():
     assert {"text-hate.yaml", "text-spam.yaml", "quickstart.yaml"} <= {p.name for p in RECIPES}
 
 
-def test_unknown_top_level_key_suggests_the_right_one(tiny_recipe_dict):
-    tiny_recipe_dict["studnet"] = tiny_recipe_dict.pop("student")
-    with pytest.raises(EdgemodError) as error:
+def _set(path: str, value):
+    """An edit of the recipe dict: `path` is dotted, list items by index (`teachers.0.map`)."""
+    def edit(recipe: dict) -> None:
+        *parents, key = path.split(".")
+        node = recipe
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[key] = value
+    return edit
+
+
+def _rename(old: str, new: str):
+    return lambda recipe: recipe.__setitem__(new, recipe.pop(old))
+
+
+# (edit of the tiny recipe, what the error must say: the fault and, where one exists, the fix)
+REFUSED = {
+    "top-level typo": (_rename("student", "studnet"), "(?s)unknown key 'studnet'.*did you mean 'student'"),
+    "nested typo": (_set("distill.temprature", 3.0), r"distill\.temprature.*did you mean 'temperature'"),
+    "typo in a list item": (_set("teachers.0.wieght", 2), "did you mean 'weight'"),
+    "teacher map onto an unknown label": (_set("teachers.0.map", {"toxic": "hatespeach"}), "did you mean 'hatespeech'"),
+    "precision policy without a target": (_set("thresholds", {"policy": "precision_at"}), "needs 'precision"),
+    "unknown benign label": (_set("thresholds.benign", "nromal"), "did you mean 'normal'"),
+    "no teacher without gold_only": (_set("teachers", []), "gold_only"),
+    "tokenizer typo": (_set("student.tokenizer", "mediapipe"),
+                       "student.tokenizer: Input should be 'bert' or 'mediapipe_tasks'"),
+    "mediapipe_tasks with another normalizer": (
+        lambda recipe: recipe["student"].update(tokenizer="mediapipe_tasks", normalizer="moderation-v1"),
+        "needs student.normalizer 'mediapipe-bert-v1'.*remove the key"),
+    "augmentation key typo": (_set("distill.obfuscation_augmnt", 0.5), "did you mean 'obfuscation_augment'"),
+    "augmentation rate over 1": (_set("distill.obfuscation_augment", 1.5), "distill.obfuscation_augment"),
+}
+
+
+@pytest.mark.parametrize("edit, says", REFUSED.values(), ids=REFUSED.keys())
+def test_a_bad_recipe_is_refused_naming_the_fault(tiny_recipe_dict, edit, says):
+    edit(tiny_recipe_dict)
+    with pytest.raises(EdgemodError, match=says):
         parse_recipe(tiny_recipe_dict)
-    assert "unknown key 'studnet'" in str(error.value)
-    assert "did you mean 'student'" in str(error.value)
 
 
-def test_unknown_nested_key_suggests_the_right_one(tiny_recipe_dict):
-    tiny_recipe_dict["distill"]["temprature"] = 3.0
-    with pytest.raises(EdgemodError, match=r"distill\.temprature.*did you mean 'temperature'"):
-        parse_recipe(tiny_recipe_dict)
-
-
-def test_unknown_key_in_a_list_item(tiny_recipe_dict):
-    tiny_recipe_dict["teachers"][0]["wieght"] = 2
-    with pytest.raises(EdgemodError, match="did you mean 'weight'"):
-        parse_recipe(tiny_recipe_dict)
-
-
-def test_teacher_map_onto_unknown_label(tiny_recipe_dict):
-    tiny_recipe_dict["teachers"][0]["map"] = {"toxic": "hatespeach"}
-    with pytest.raises(EdgemodError, match="did you mean 'hatespeech'"):
-        parse_recipe(tiny_recipe_dict)
-
-
-def test_precision_policy_needs_a_target(tiny_recipe_dict):
-    tiny_recipe_dict["thresholds"] = {"policy": "precision_at"}
-    with pytest.raises(EdgemodError, match="needs 'precision"):
-        parse_recipe(tiny_recipe_dict)
-
-
-def test_benign_label_must_exist(tiny_recipe_dict):
-    tiny_recipe_dict["thresholds"]["benign"] = "nromal"
-    with pytest.raises(EdgemodError, match="did you mean 'normal'"):
-        parse_recipe(tiny_recipe_dict)
-
-
-def test_no_teacher_needs_gold_only(tiny_recipe_dict):
+def test_the_keys_those_refusals_guard_parse_when_right(tiny_recipe_dict):
     tiny_recipe_dict["teachers"] = []
-    with pytest.raises(EdgemodError, match="gold_only"):
-        parse_recipe(tiny_recipe_dict)
-    tiny_recipe_dict["distill"]["gold_only"] = True
-    assert parse_recipe(tiny_recipe_dict).distill.gold_only
+    tiny_recipe_dict["distill"].update(gold_only=True, obfuscation_augment=0.5, obfuscation_copies=3)
+    recipe = parse_recipe(tiny_recipe_dict)
+    assert recipe.distill.gold_only and recipe.distill.obfuscation_copies == 3
 
 
 def test_mediapipe_tasks_tokenizer_picks_its_normalizer(tiny_recipe_dict):
@@ -72,28 +74,6 @@ def test_mediapipe_tasks_tokenizer_picks_its_normalizer(tiny_recipe_dict):
     assert parse_recipe(recipe.model_dump(mode="json")).student.normalizer == "mediapipe-bert-v1"  # as stages re-read it
     tiny_recipe_dict["student"]["normalizer"] = "mediapipe-bert-v1"
     assert parse_recipe(tiny_recipe_dict).student.normalizer == "mediapipe-bert-v1"
-
-
-def test_mediapipe_tasks_tokenizer_refuses_another_normalizer(tiny_recipe_dict):
-    tiny_recipe_dict["student"].update(tokenizer="mediapipe_tasks", normalizer="moderation-v1")
-    with pytest.raises(EdgemodError, match="needs student.normalizer 'mediapipe-bert-v1'.*remove the key"):
-        parse_recipe(tiny_recipe_dict)
-
-
-def test_tokenizer_and_augmentation_keys_are_checked(tiny_recipe_dict):
-    tiny_recipe_dict["student"]["tokenizer"] = "mediapipe"
-    with pytest.raises(EdgemodError, match="student.tokenizer: Input should be 'bert' or 'mediapipe_tasks'"):
-        parse_recipe(tiny_recipe_dict)
-    tiny_recipe_dict["student"]["tokenizer"] = "bert"
-    tiny_recipe_dict["distill"]["obfuscation_augmnt"] = 0.5
-    with pytest.raises(EdgemodError, match="did you mean 'obfuscation_augment'"):
-        parse_recipe(tiny_recipe_dict)
-    del tiny_recipe_dict["distill"]["obfuscation_augmnt"]
-    tiny_recipe_dict["distill"]["obfuscation_augment"] = 1.5
-    with pytest.raises(EdgemodError, match="distill.obfuscation_augment"):
-        parse_recipe(tiny_recipe_dict)
-    tiny_recipe_dict["distill"].update(obfuscation_augment=0.5, obfuscation_copies=3)
-    assert parse_recipe(tiny_recipe_dict).distill.obfuscation_copies == 3
 
 
 def test_overrides_parse_yaml_values(tmp_path):
