@@ -46,6 +46,7 @@ _ORDER = ("homoglyph", "leetspeak", "zero_width", "spacing")
 _TABLES = {"leetspeak": (_LEET_CHOICES, str.lower), "homoglyph": (_HOMOGLYPH_CHOICES, str)}
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
 _URL = re.compile(r"://|^www\.", re.IGNORECASE)
+_PROTECTED = re.compile(r"[<@#]")
 
 
 def obfuscate(text: str, style: str) -> str:
@@ -66,7 +67,7 @@ def obfuscate(text: str, style: str) -> str:
 
 
 def augment(text: str, rng: random.Random, *, styles: Sequence[str] = OBFUSCATIONS, word_rate: float = 0.35,
-            char_rate: float = 0.6, mix_rate: float = 0.25) -> str:
+            char_rate: float = 0.6, mix_rate: float = 0.25, whole_text_rate: float = 0.5) -> str:
     """A randomly obfuscated copy of `text`, for training.
 
     Args:
@@ -77,6 +78,8 @@ def augment(text: str, rng: random.Random, *, styles: Sequence[str] = OBFUSCATIO
             'spacing' spells out only one or two words.
         char_rate: chance that each substitutable letter of a chosen word is substituted.
         mix_rate: chance that a second style is mixed in, on its own subset of words.
+        whole_text_rate: chance that a drawn 'zero_width' puts one invisible character between every
+            two characters of the whole text, spaces included, as copy-paste evasion tools do.
 
     Returns the text unchanged only when it has no word of two or more letters.
     """
@@ -88,7 +91,12 @@ def augment(text: str, rng: random.Random, *, styles: Sequence[str] = OBFUSCATIO
         chosen.add(rng.choice([s for s in styles if s not in chosen]))
     original = text
     for style in (s for s in _ORDER if s in chosen):
-        text = _rewrite_words(text, style, rng, word_rate, char_rate)
+        if style == "zero_width" and rng.random() < whole_text_rate:
+            # Tasks' tokenizer reads these as letters, so every character becomes its own pieces:
+            # the student must learn to read them (and to decide on the prefix that fits max_length)
+            text = _join_every_character(text, rng.choice(_INVISIBLE))
+        else:
+            text = _rewrite_words(text, style, rng, word_rate, char_rate)
     if text == original:  # no word had a letter the drawn table maps: these two always apply
         text = _rewrite_words(text, rng.choice(("zero_width", "spacing")), rng, word_rate, char_rate)
     return text
@@ -102,6 +110,14 @@ def variants(texts: Sequence[str], keys: Sequence[str], copies: int, seed: int) 
     """
     return [[augment(text, random.Random(f"edgemod-obfuscation:{seed}:{k}:{key}")) for text, key in zip(texts, keys)]
             for k in range(copies)]
+
+
+def _join_every_character(text: str, invisible: str) -> str:
+    """`invisible` between every two characters, spaces included, except inside URLs, @mentions,
+    #tags and <placeholders> (kept whole, as `augment` promises)."""
+    parts = re.split(r"(\S+)", text)
+    return invisible.join(part if _PROTECTED.match(part) or _URL.search(part) else invisible.join(part)
+                          for part in parts if part)
 
 
 def _words(text: str) -> list[re.Match[str]]:

@@ -106,3 +106,14 @@ def test_training_dataset_swaps_items_at_the_asked_rate_and_keeps_targets():
     assert not np.array_equal(swapped, [int(r[0][0]) for r in epoch_rows(2)])
     none = ObfuscatedTexts(clean, (ids, np.ones_like(ids)), soft, gold, rate=0.0, seed=5)
     assert all(int(none[i][0][0]) == 0 for i in range(n))
+
+
+def test_zero_width_sometimes_joins_every_character_of_the_whole_text():
+    text = "please do not hate me"
+    outputs = [augment(text, random.Random(seed), styles=("zero_width",), mix_rate=0) for seed in range(200)]
+    whole = [out for out in outputs if len(out) == 2 * len(text) - 1]
+    assert 60 < len(whole) < 140  # whole_text_rate 0.5
+    for out in whole:
+        assert out[::2] == text and len(set(out[1::2])) == 1  # one invisible character between every two
+    assert all(len(augment(text, random.Random(s), styles=("zero_width",), whole_text_rate=0)) < 2 * len(text) - 1
+               for s in range(50))
