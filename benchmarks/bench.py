@@ -25,8 +25,11 @@ from edgemod.manifest import _sha256_of as sha256_of
 from edgemod.runtime.decision import decide
 from edgemod.runtime.latency import interleaved
 from edgemod.runtime.runners import TorchRunner, coreml_can_predict, load_runner, run_all
+from edgemod.training.fairness import UNMITIGATED
+from edgemod.training.items import OUT_OF_DOMAIN
 
 STAGE = "bench"
+UNMITIGATED_STUDENT = "unmitigated_student"  # scores of the student trained without distill.fairness
 FORMAT_VERSION = 3  # 3: MediaPipe Tasks on raw payloads for `mediapipe` artifacts
 THREADS = (1, 2)
 PASSES = 2
@@ -58,6 +61,8 @@ def run(upstream: Path, out: Path, console=None, quick: bool = False) -> Manifes
     for name in runnable:
         results["artifacts"][name].update(_cold_start_and_memory(student, upstream, runnable[name], test))
     results["slices"] = _slices(student, test, scores)
+    if ood := _out_of_domain(student):
+        results[OUT_OF_DOMAIN] = ood
     if student.is_text:
         say(console, "robustness on obfuscated test texts")
         results["robustness"] = _robustness(student, upstream, runnable, test)
@@ -84,8 +89,11 @@ def integrity_of(export_dir: Path, export: Manifest) -> dict[str, str]:
 
 
 def _scores(student: TrainedStudent, export_dir: Path, runnable: dict, test: TestSet, console) -> dict[str, np.ndarray]:
-    scores = {"fp32_student": test.reference,
-              "teacher": test.table[[f"p:{name}" for name in student.labels]].to_numpy(dtype=np.float32)}
+    scores = {"teacher": test.table[[f"p:{name}" for name in student.labels]].to_numpy(dtype=np.float32)}
+    unmitigated = [f"{UNMITIGATED}:{name}" for name in student.labels]
+    if set(unmitigated) <= set(test.table.columns):  # distill.fairness: the student trained without it
+        scores[UNMITIGATED_STUDENT] = test.table[unmitigated].to_numpy(dtype=np.float32)
+    scores["fp32_student"] = test.reference
     for name, record in runnable.items():
         say(console, f"scoring {name} on {len(test.gold)} test items")
         runner = load_runner(record["target"], export_dir / record["file"], student.input_names)
@@ -95,7 +103,36 @@ def _scores(student: TrainedStudent, export_dir: Path, runnable: dict, test: Tes
 
 def _reference(student: TrainedStudent, test: TestSet, scores: dict) -> dict:
     return {name: {"accuracy_at_thresholds": accuracy_at_thresholds(student, test, scores[name])}
-            for name in ("fp32_student", "teacher")}
+            for name in ("fp32_student", "teacher", UNMITIGATED_STUDENT) if name in scores}
+
+
+def _out_of_domain(student: TrainedStudent) -> dict:
+    """Per out-of-domain set: violating-vs-not AUROC and macro-F1 of the teacher and the fp32 students."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    from edgemod.benchmarks.slices import violation_scores
+
+    table = student.split(OUT_OF_DOMAIN)
+    if table.empty or student.recipe.multi_label:
+        return {}
+    labels, thresholds = student.labels, student.thresholds
+    benign = labels.index(thresholds.get("benign") or labels[0])
+    columns = {"teacher": "p", UNMITIGATED_STUDENT: UNMITIGATED, "fp32_student": "student"}
+    out = {}
+    for source, rows in table.groupby(table["dataset"] + ":" + table["split"].astype(str)):
+        truth = rows["violating"].astype(int).to_numpy()
+        entry = {"items": int(len(rows)), "violating": int(truth.sum())}
+        for model, prefix in columns.items():
+            if f"{prefix}:{labels[0]}" not in rows:
+                continue
+            probs = rows[[f"{prefix}:{label}" for label in labels]].to_numpy(dtype=np.float32)
+            # the teacher has no thresholds of its own: its argmax; the students: the shipped thresholds
+            decided = probs.argmax(1) if model == "teacher" else decide(probs, labels, thresholds)
+            entry[model] = {"auroc": round(float(roc_auc_score(truth, violation_scores(probs, labels, labels[benign]))), 6),
+                            "macro_f1": round(float(f1_score(truth, (decided != benign).astype(int), average="macro")), 6)}
+        entry["student_auroc_vs_teacher"] = round(entry["fp32_student"]["auroc"] / entry["teacher"]["auroc"], 4)
+        out[source] = entry
+    return out
 
 
 def _artifact_result(student, name, record, export_dir, test, scores, status) -> dict:

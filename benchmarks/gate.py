@@ -188,7 +188,21 @@ def _accuracy_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[C
             checks.append(Check("macro-AUROC drop vs fp32", name, drop, budget.max_auc_drop_int8,
                                 drop is not None and drop <= budget.max_auc_drop_int8,
                                 "" if value is not None else artifact.get("parity_mode", "")))
-    return checks
+    return checks + _out_of_domain_checks(recipe, results)
+
+
+def _out_of_domain_checks(recipe: Recipe, results: dict) -> list[Check]:
+    limit = recipe.budgets.accuracy.min_out_of_domain_auroc_vs_teacher
+    if limit is None:
+        return []
+    found = results.get("out_of_domain") or {}
+    if not found:  # asked for, never measured: that fails, it does not pass by omission
+        return [Check("out-of-domain AUROC vs teacher", "fp32_student", None, limit, False,
+                      "no data.out_of_domain set was scored: add one to the recipe and re-run label")]
+    return [Check("out-of-domain AUROC vs teacher", f"fp32_student / {source}", entry["student_auroc_vs_teacher"], limit,
+                  entry["student_auroc_vs_teacher"] >= limit,
+                  f"teacher {entry['teacher']['auroc']}, student {entry['fp32_student']['auroc']}")
+            for source, entry in found.items()]
 
 
 def _p50(results: dict, name: str, threads: int = 1) -> float | None:

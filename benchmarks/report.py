@@ -33,6 +33,7 @@ TITLES = {"gate": "Gate", "headline": "Headline", "latency": "Latency", "pr": "P
           "confusion": "Confusion matrices at the shipped thresholds", "calibration": "Calibration",
           "parity": "Parity vs the fp32 student", "by_source": "Slices by source",
           "identity": "Identity groups", "robustness": "Robustness to obfuscation",
+          "out_of_domain": "Out of domain (labels neither model trained on)",
           "run": "Run: stages, data, teacher vs student"}
 DASH = "\u2014"
 
@@ -87,7 +88,8 @@ def _page(run: BenchRun, gate: dict | None, pipeline: dict | None = None) -> str
     sections = [_header(run, gate), _gate_section(gate), _run_section(pipeline), _headline_section(run),
                 _latency_section(run),
                 _pr_section(run), _confusion_section(run), _calibration_section(run), _parity_section(run),
-                _source_section(run), _identity_section(run), _robustness_section(run), _footer(run)]
+                _source_section(run), _identity_section(run), _out_of_domain_section(run), _robustness_section(run),
+                _footer(run)]
     title = f"{run.recipe.get('name', run.manifest.get('name', 'bench'))} \u2014 {_verdict_word(gate)}"
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
@@ -401,9 +403,26 @@ def _identity_section(run: BenchRun) -> str:
         return ""
     tables = "".join(f"<div><h3>{_e(title)}</h3>{_identity_table(models, key)}</div>" for key, title in IDENTITY_METRICS)
     overall = ", ".join(f"{m} {_num(v.get('overall_auc'))}" for m, v in models.items())
+    method = ((run.recipe.get("distill") or {}).get("fairness") or {}).get("method", "none")
+    before = (" unmitigated_student is the same student trained without it, on the same run."
+              if any(m == "unmitigated_student" for m in models) else "")
     intro = _e(f"Jigsaw unintended-bias AUCs per identity mentioned. Overall AUC: {overall}. Red: the worst gated "
-               "group per model; grey rows have too few items to be gated.")
+               f"group per model; grey rows have too few items to be gated. Fairness mitigation of the shipped "
+               f"student (distill.fairness.method): {method}.{before}")
     return _section("identity", f'<div class="tables">{tables}</div>', intro)
+
+
+def _out_of_domain_section(run: BenchRun) -> str:
+    found = run.bench.get("out_of_domain") or {}
+    rows = [("", f"<td>{_e(source)}</td><td>{_e(model)}</td>{_cell(entry.get('items'))}"
+                 f"{_cell(entry[model].get('auroc'), 3)}{_cell(entry[model].get('macro_f1'), 3)}")
+            for source, entry in found.items() for model in ("teacher", "unmitigated_student", "fp32_student")
+            if model in entry]
+    if not rows:
+        return ""
+    intro = _e("Violating vs not on sets from other sources: AUROC of 1 - p(benign); macro-F1 of the teacher's "
+               "argmax and of the students at the shipped thresholds.")
+    return _section("out_of_domain", _table(["set", "model", "items", "AUROC", "macro-F1"], rows), intro)
 
 
 def _identity_table(models: dict, key: str) -> str:

@@ -2,20 +2,9 @@
 obfuscated spellings of the test texts."""
 from __future__ import annotations
 
-import json
-import re
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 
-IDENTITY_TERMS = Path(__file__).with_name("identity_terms.json")
-
-
-@lru_cache(maxsize=1)
-def identity_groups() -> dict[str, re.Pattern]:
-    groups = {k: v for k, v in json.loads(IDENTITY_TERMS.read_text()).items() if not k.startswith("_")}
-    return {name: re.compile(r"\b(" + "|".join(map(re.escape, terms)) + r")\b") for name, terms in groups.items()}
+from edgemod.counterfactual import identity_groups
 
 
 def violation_scores(scores: np.ndarray, labels: list[str], benign: str | None) -> np.ndarray:

@@ -21,8 +21,11 @@ app = typer.Typer(help="Distil, export, quantize, verify and publish on-device m
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 teacher_app = typer.Typer(help="Build and inspect teachers.", no_args_is_help=True)
 recipe_app = typer.Typer(help="Check recipes.", no_args_is_help=True)
+results_app = typer.Typer(help="Results files of finished runs, and the README tables made from them.",
+                          no_args_is_help=True)
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(recipe_app, name="recipe")
+app.add_typer(results_app, name="results")
 console = Console(stderr=True)
 if not console.is_terminal:  # logs and CI: wide enough that result tables are not truncated
     console.width = max(console.width, 140)
@@ -252,6 +255,37 @@ def report(run_dir: Annotated[Path, typer.Argument(help="folder written by `edge
     from edgemod.pipeline import write_run_report
 
     console.print(f"report: {write_run_report(run_dir)}")
+
+
+@results_app.command("collect")
+def results_collect(
+    run_dir: Annotated[Path, typer.Argument(help="folder written by `edgemod run` (label/train/export/bench/gate)")],
+    out: Annotated[Path, typer.Option(help="results file to write, e.g. results/text-hate.json")],
+) -> None:
+    """Write the run's headline numbers (teacher, student, artifacts, identity groups, gate) to one JSON file."""
+    from edgemod.results import collect, write
+
+    write(collect(run_dir), out)
+    console.print(f"results: {out}")
+
+
+@results_app.command("readme")
+def results_readme(
+    readme: Annotated[Path, typer.Option(help="README to update")] = Path("README.md"),
+    results_dir: Annotated[Path, typer.Option("--results", help="folder of results files")] = Path("results"),
+    check: Annotated[bool, typer.Option(help="exit 1 if the README differs instead of rewriting it")] = False,
+) -> None:
+    """Regenerate the README's results tables from the results files."""
+    from edgemod.results import readme_block, readme_block_in, update_readme
+
+    if check:
+        if readme_block_in(readme) != readme_block(results_dir):
+            console.print(f"[red]{readme}'s results tables differ from {results_dir}/*.json[/]: "
+                          "run `edgemod results readme`")
+            raise typer.Exit(1)
+        console.print(f"{readme} matches {results_dir}/*.json")
+        return
+    console.print(f"{readme}: {'updated' if update_readme(readme, results_dir) else 'already up to date'}")
 
 
 @app.command("baseline")

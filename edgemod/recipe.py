@@ -16,6 +16,21 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+class CounterfactualSpec(StrictModel):
+    """Identity-swapped copies of train/transfer text, scored by the teachers like any other item
+    (`edgemod.counterfactual`, swaps in `edgemod/identity_swaps.json`)."""
+
+    per_item: int = Field(2, ge=1, le=8, description="copies per item that mentions a swappable identity")
+    seed: int = 0
+
+
+class OutOfDomainSpec(StrictModel):
+    """A labelled set from another source, checked as violating-vs-not: neither model trains on its labels."""
+
+    ref: str = Field(description="dataset split, e.g. olid:test")
+    violating: list[str] = Field(min_length=1, description="its labels that count as violating, e.g. [OFF]")
+
+
 class DataSpec(StrictModel):
     """Dataset references are `name:split` (see `edgemod data list`)."""
 
@@ -28,6 +43,10 @@ class DataSpec(StrictModel):
     on_bad_row: Literal["error", "skip"] = "error"
     on_bad_image: Literal["error", "skip"] = Field(
         "error", description="corrupt or unreadable images: fail the run, or report and skip them")
+    counterfactuals: CounterfactualSpec | None = Field(
+        None, description="text: identity-swapped copies of train/transfer items for distill.fairness")
+    out_of_domain: list[OutOfDomainSpec] = Field(
+        default_factory=list, description="labelled sets from other sources, scored by teacher and student in bench")
 
 
 class TeacherSpec(StrictModel):
@@ -129,6 +148,19 @@ class StudentSpec(StrictModel):
         return self
 
 
+class FairnessSpec(StrictModel):
+    """Identity fairness during distillation (text)."""
+
+    method: Literal["none", "counterfactual", "reweight", "counterfactual_reweight"] = Field(
+        "none", description="counterfactual: train on the identity-swapped copies too, every copy and its original "
+                            "aiming at the teacher's scores averaged over all of them (needs data.counterfactuals); "
+                            "reweight: benign items that mention an identity are drawn benign_identity_weight times "
+                            "as often; counterfactual_reweight: both")
+    benign_identity_weight: float = Field(3.0, ge=1, description="reweight: sampling weight of benign identity mentions")
+    compare_unmitigated: bool = Field(
+        True, description="also train the same student without mitigation, so the report shows before and after")
+
+
 class DistillSpec(StrictModel):
     loss: Literal["kl", "bce"] = "kl"
     temperature: float = Field(2.0, gt=0)
@@ -159,6 +191,7 @@ class DistillSpec(StrictModel):
     obfuscation_copies: int = Field(
         2, ge=1, le=16, description="obfuscated copies of every training item, made and encoded once up front "
                                     "(seeded by distill.seed) when obfuscation_augment > 0")
+    fairness: FairnessSpec = Field(default_factory=FairnessSpec)
 
 
 class ClassThresholdSpec(StrictModel):
@@ -250,6 +283,8 @@ class AccuracyBudget(StrictModel):
     min_macro_f1: float | None = None
     max_macro_f1_drop_vs_teacher: float | None = None
     max_auc_drop_int8: float | None = None
+    min_out_of_domain_auroc_vs_teacher: float | None = Field(
+        None, gt=0, description="student AUROC / teacher AUROC on every data.out_of_domain set")
 
 
 class ParityBudget(StrictModel):
@@ -338,7 +373,19 @@ class Recipe(StrictModel):
         if not self.teachers and not self.distill.gold_only:
             raise ValueError("no teachers given: add 'teachers:' or set 'distill.gold_only: true'")
         self._tasks_ready_student()
+        self._fairness_inputs()
         return self
+
+    def _fairness_inputs(self) -> None:
+        method = self.distill.fairness.method
+        text_only = {"data.counterfactuals": self.data.counterfactuals is not None,
+                     "data.out_of_domain": bool(self.data.out_of_domain), f"distill.fairness.method {method}": method != "none"}
+        if self.task == "image-classification" and (asked := [k for k, v in text_only.items() if v]):
+            raise ValueError(f"{', '.join(asked)}: text recipes only (identity terms and out-of-domain text); remove them")
+        if "counterfactual" in method and self.data.counterfactuals is None:
+            raise ValueError(f"distill.fairness.method '{method}' trains on identity-swapped copies: add "
+                             "'counterfactuals: {per_item: 2}' under data (then re-run `edgemod label`, which scores "
+                             "only the new copies)")
 
     def _tasks_ready_student(self) -> None:
         """A `mediapipe` artifact runs on Tasks' own pre-processing: the student must be trained for it,

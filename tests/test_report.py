@@ -106,6 +106,9 @@ def _make_bench(folder: Path, kind: str = "text") -> Path:
              "slices": _slices(["fp32_student", "teacher", measured], kind == "text"), "seconds": 3.2}
     if kind == "text":
         bench["robustness"] = _robustness(["fp32_student", measured])
+        bench["out_of_domain"] = {"olid:test": {
+            "items": 860, "violating": 240, "teacher": {"auroc": 0.83, "macro_f1": 0.7},
+            "fp32_student": {"auroc": 0.81, "macro_f1": 0.68}, "student_auroc_vs_teacher": 0.9759}}
     recipe = {"name": f"tiny-{kind}", "task": "image-classification" if kind == "vision" else "text-classification",
               "multi_label": multi, "labels": labels, "teachers": [{"kind": "scores", "path": "t.parquet", "name": "t"}],
               "student": {"arch": "test_tiny"}, "budgets": {"size_mb": {"tflite": 2.0}}}
@@ -199,7 +202,7 @@ def test_vision_like_bench_without_identity_or_robustness_renders(tmp_path):
     page = out.read_text()
     assert "NOT GATED" in page and "tiny-vision \u2014 not gated" in page
     for key, title in TITLES.items():
-        assert (f"<h2>{title}</h2>" in page) == (key not in ("identity", "robustness", "run")), title
+        assert (f"<h2>{title}</h2>" in page) == (key not in ("identity", "robustness", "out_of_domain", "run")), title
     assert page.count(IMG) >= 4
     assert COREML_REASON in page
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # atomic write left no temp file

@@ -11,6 +11,7 @@ import numpy as np
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import write_json_atomic
 from edgemod.recipe import Recipe
+from edgemod.training.items import COUNTERFACTUAL
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Split:
     soft: np.ndarray
     gold: np.ndarray
     keys: list[str]
+    weights: np.ndarray | None = None  # sampling weight per row (distill.fairness reweight)
 
 
 class StudentInputs(Protocol):
@@ -58,10 +60,12 @@ class TextInputs:
 
         spec = recipe.distill
         texts, keys = table["text"].tolist(), table["key"].astype(str).tolist()
-        rows = np.flatnonzero(table["role"].isin(("train", "transfer")).to_numpy())
+        # rows that can be trained on; the vocabulary is fitted on real text only (not identity swaps)
+        rows = np.flatnonzero(table["role"].isin(("train", "transfer", COUNTERFACTUAL)).to_numpy())
+        real = table["role"].iloc[rows].isin(("train", "transfer")).to_numpy()
         copies = variants([texts[i] for i in rows], [keys[i] for i in rows], spec.obfuscation_copies,
                           spec.seed) if spec.obfuscation_augment else []
-        corpus = [texts[i] for i in rows] + (copies[0] if copies else [])
+        corpus = [texts[i] for i in rows[real]] + ([c for c, r in zip(copies[0], real) if r] if copies else [])
         self.tokenizer = train_wordpiece(corpus, vocab_size=recipe.student.vocab_size,
                                          normalizer=recipe.student.normalizer, max_length=recipe.student.max_length,
                                          pre_tokenization=recipe.student.tokenizer)

@@ -110,7 +110,8 @@ def _score_with_resume(teacher, name, items, shard_dir: Path, chunk_size: int, c
 def _assemble(recipe: Recipe, items, teachers, names, scored):
     """One table: item columns, each teacher's mapped scores (`t:<teacher>:<label>`), the ensemble (`p:<label>`)."""
     payload = "path" if "path" in items else "text"
-    table = items[["key", "dataset", "split", "role", payload, "label"]].copy()
+    extra = [column for column in ("parent", "violating") if column in items]  # counterfactual / out-of-domain rows
+    table = items[["key", "dataset", "split", "role", payload, "label", *extra]].copy()
     mapped_all = []
     for name, spec, teacher in zip(names, recipe.teachers, teachers):
         raw = np.stack([scored[name][k] for k in table["key"]])

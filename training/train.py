@@ -21,10 +21,11 @@ from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
 from edgemod.recipe import POST_TRAINING, Recipe, apply_overrides, parse_recipe
 from edgemod.runtime.decision import decide
-from edgemod.training import freezing, weight_grid
+from edgemod.training import fairness, freezing, weight_grid
 from edgemod.training.distill import distillation_loss
 from edgemod.training.distributed import DistributedContext, GlobalBatches
 from edgemod.training.inputs import Split, student_inputs
+from edgemod.training.items import COUNTERFACTUAL, OUT_OF_DOMAIN
 from edgemod.training.label import label_fingerprint
 from edgemod.training.metrics import classification_report
 from edgemod.training.thresholds import choose_thresholds, operating_points
@@ -36,8 +37,6 @@ PRETRAINED_PROVENANCE = "edgemod_pretrained"  # training.vision.pretrained.PROVE
 
 def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=None) -> Manifest:
     """Train the student of the recipe recorded in the label run at `upstream`."""
-    import torch
-
     upstream, out = Path(upstream), Path(out)
     label_manifest = read_manifest(upstream, "label")
     recipe = _resolve_recipe(label_manifest, overrides or [])
@@ -50,24 +49,42 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
         say(console, f"train: nothing to do, {out} is up to date")
         dist.close()
         return done
-    torch.manual_seed(recipe.distill.seed)  # same initial weights on every rank
     table = _read_labels(upstream / label_manifest.artifacts["labels"].path)
     inputs, splits = _prepare(recipe, table)
+    model, history, seconds = _train_student(recipe, inputs, splits, out / "checkpoints", key, console, dist)
+    baseline = None
+    if recipe.distill.fairness.method != "none" and recipe.distill.fairness.compare_unmitigated:
+        say(console, "train: the same student without fairness mitigation, for the before/after report")
+        before = fairness.unmitigated(recipe)
+        before_splits = _prepare(before, table, inputs)[1]
+        baseline = (before, before_splits,
+                    *_train_student(before, inputs, before_splits, out / "checkpoints" / "unmitigated",
+                                    f"{key}-unmitigated", console, dist))
+    if dist.is_main:  # rank 0 alone writes the run folder
+        manifest = _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out, baseline)
+    manifest = dist.broadcast_object(manifest if dist.is_main else None)  # the others return rank 0's
+    dist.close()
+    return manifest
+
+
+def _train_student(recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: Path, key: str, console,
+                   dist: DistributedContext):
+    """A fresh student trained to its best validation epoch: (model on CPU, history, seconds)."""
+    import torch
+
+    torch.manual_seed(recipe.distill.seed)  # same initial weights on every rank
     model = inputs.build_model(recipe)
     if recipe.distill.int8_weights:
         weight_grid.attach(model)
     started = time.time()
-    history = _fit(model, recipe, inputs, splits, out / "checkpoints", key, console, dist)
+    history = _fit(model, recipe, inputs, splits, checkpoints, key, console, dist)
     seconds = time.time() - started
     model.to("cpu")
-    if dist.is_main:  # rank 0 alone writes the run folder
-        _load_weights(model, out / "checkpoints" / "best.safetensors")
+    if dist.is_main:  # the others' disks (other nodes) may not hold the checkpoint; only rank 0 writes
+        _load_weights(model, checkpoints / "best.safetensors")
         if recipe.distill.int8_weights:
             weight_grid.materialize(model)
-        manifest = _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out)
-    manifest = dist.broadcast_object(manifest if dist.is_main else None)  # the others return rank 0's
-    dist.close()
-    return manifest
+    return model, history, seconds
 
 
 def _resolve_recipe(label_manifest: Manifest, overrides: list[str]) -> Recipe:
@@ -89,18 +106,27 @@ def _read_labels(path: Path):
                            "re-run `edgemod label` to rebuild it") from None
 
 
-def _prepare(recipe: Recipe, table):
-    """Task-specific inputs (tokenizer or image pre-processing) and the train/validation/test splits."""
-    inputs = student_inputs(recipe, table)
+def _prepare(recipe: Recipe, table, inputs=None):
+    """Task-specific inputs (tokenizer or image pre-processing, reused when given) and the splits:
+    train, validation, test, and out_of_domain when the recipe has such sets."""
+    inputs = inputs or student_inputs(recipe, table)
     soft = table[[f"p:{name}" for name in recipe.labels]].to_numpy(np.float32)
     gold = _gold_matrix(table["label"], recipe)
+    train_roles = ("train",) if recipe.distill.gold_only else ("train", "transfer")
+    if fairness.uses_counterfactuals(recipe):
+        soft, gold = fairness.family_averaged(table, soft), fairness.inherited_gold(table, gold)
+        train_roles += (COUNTERFACTUAL,)
     usable = np.ones(len(table), dtype=bool)
     usable[inputs.bad_rows] = False
-    train_roles = ("train",) if recipe.distill.gold_only else ("train", "transfer")
     splits = {}
-    for name, roles in (("train", train_roles), ("validation", ("validation",)), ("test", ("test",))):
+    for name, roles in (("train", train_roles), ("validation", ("validation",)), ("test", ("test",)),
+                        (OUT_OF_DOMAIN, (OUT_OF_DOMAIN,))):
         rows = np.flatnonzero(table["role"].isin(roles).to_numpy() & usable)
+        if name == OUT_OF_DOMAIN and not len(rows):
+            continue
         splits[name] = Split(inputs.inputs_for(rows), soft[rows], gold[rows], table["key"].iloc[rows].tolist())
+        if name == "train" and fairness.uses_reweighting(recipe):
+            splits[name].weights = fairness.sample_weights(recipe, table["text"].iloc[rows], soft[rows], gold[rows])
     return inputs, splits
 
 
@@ -287,17 +313,27 @@ def _memory_format(batch_inputs: list, spec):
 
 
 def _balancing(recipe: Recipe, split: Split):
-    """A class-balanced sampler or inverse-frequency loss weights, as the recipe asks.
+    """A sampler (class-balanced and/or the split's own row weights) or inverse-frequency loss weights.
 
     Rows without a gold label (transfer items) count as the teacher's top class."""
-    if recipe.distill.balance == "none" or recipe.multi_label:
-        return None, None
-    from edgemod.training.vision.augment import class_balanced_sampler, class_weights
+    from edgemod.training.vision.augment import class_balanced_sampler, class_weights, weighted_sampler
 
-    classes = np.where(split.gold >= 0, split.gold, split.soft.argmax(axis=1))
-    if recipe.distill.balance == "sampler":
-        return class_balanced_sampler(classes, recipe.distill.seed), None
-    return None, class_weights(classes, len(recipe.labels))
+    balance = "none" if recipe.multi_label else recipe.distill.balance
+    classes = np.where(split.gold >= 0, split.gold, split.soft.argmax(axis=1)) if balance != "none" else None
+    if balance == "loss_weights":
+        return _row_sampler(split, recipe), class_weights(classes, len(recipe.labels))
+    if balance == "sampler":
+        balanced = class_balanced_sampler(classes, recipe.distill.seed)
+        if split.weights is None:
+            return balanced, None
+        return weighted_sampler(balanced.weights.numpy() * split.weights, recipe.distill.seed), None
+    return _row_sampler(split, recipe), None
+
+
+def _row_sampler(split: Split, recipe: Recipe):
+    from edgemod.training.vision.augment import weighted_sampler
+
+    return None if split.weights is None else weighted_sampler(split.weights, recipe.distill.seed)
 
 
 def _warmup_cosine(total_steps: int, warmup_ratio: float):
@@ -391,12 +427,14 @@ def _validation_f1(model, inputs, split: Split, recipe: Recipe) -> float:
     return float(f1_score(split.gold, probs.argmax(1), average="macro", zero_division=0))
 
 
-def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out) -> Manifest:
+def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out,
+            baseline=None) -> Manifest:
     import pandas as pd
 
     labels = recipe.labels
+    scored = [name for name in ("validation", "test", OUT_OF_DOMAIN) if name in splits]
     probs = {name: predict(model, inputs.eval_dataset(splits[name]), recipe.multi_label,
-                           workers=recipe.distill.num_workers) for name in ("validation", "test")}
+                           workers=recipe.distill.num_workers) for name in scored}
     thresholds = choose_thresholds(probs["validation"], splits["validation"].gold, labels, recipe.thresholds,
                                    recipe.benign_label, recipe.multi_label)
     metrics = {"train_seconds": round(seconds, 1), "history": history,
@@ -412,6 +450,11 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
     test = metrics["test"]
     if not recipe.multi_label:
         metrics["student_vs_teacher_macro_f1"] = round(test["student"]["macro_f1"] / max(test["teacher"]["macro_f1"], 1e-9), 4)
+    before = _unmitigated_scores(baseline, inputs, scored) if baseline else {}
+    if baseline:
+        metrics["unmitigated"] = {"method": recipe.distill.fairness.method, "train_seconds": round(baseline[4], 1),
+                                  "history": baseline[3], "test": _evaluate(recipe, splits["test"], before["test"],
+                                                                            before.pop("thresholds"))}
     out.mkdir(parents=True, exist_ok=True)
     _save_weights(model, out / WEIGHTS)
     preprocessing_files = inputs.save(out)
@@ -424,8 +467,10 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
                                "activation": "sigmoid" if recipe.multi_label else "softmax"}}})
     write_json_atomic(out / "thresholds.json", thresholds)
     rows = []
-    for name in ("validation", "test"):
+    for name in scored:
         frame = pd.DataFrame(probs[name], columns=[f"student:{label}" for label in labels])
+        if name in before:  # the student trained without fairness mitigation, on the same rows
+            frame[[f"{fairness.UNMITIGATED}:{label}" for label in labels]] = before[name]
         frame.insert(0, "key", splits[name].keys)
         frame.insert(1, "role", name)
         rows.append(frame)
@@ -442,6 +487,16 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
     )
     write_manifest(out, manifest)
     return manifest
+
+
+def _unmitigated_scores(baseline, inputs, scored: list[str]) -> dict:
+    """The unmitigated student's scores per split, and its own thresholds (picked on validation)."""
+    recipe, splits, model = baseline[:3]
+    probs = {name: predict(model, inputs.eval_dataset(splits[name]), recipe.multi_label,
+                           workers=recipe.distill.num_workers) for name in scored}
+    probs["thresholds"] = choose_thresholds(probs["validation"], splits["validation"].gold, recipe.labels,
+                                            recipe.thresholds, recipe.benign_label, recipe.multi_label)
+    return probs
 
 
 def _evaluate(recipe: Recipe, split: Split, student_probs: np.ndarray, thresholds: dict) -> dict:

@@ -108,14 +108,19 @@ def class_balanced_sampler(labels: np.ndarray, seed: int = 0):
     Draws `len(labels)` indices with replacement per epoch from a generator seeded with `seed`,
     so rare classes repeat and common ones are sub-sampled; pass it as DataLoader's `sampler`.
     """
+    labels = _class_ids(labels)
+    counts = np.bincount(labels)
+    return weighted_sampler(1.0 / counts[labels], seed)
+
+
+def weighted_sampler(weights: np.ndarray, seed: int = 0):
+    """`len(weights)` draws with replacement per epoch, row i with probability proportional to weights[i]."""
     import torch
     from torch.utils.data import WeightedRandomSampler
 
-    labels = _class_ids(labels)
-    counts = np.bincount(labels)
-    weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
     generator = torch.Generator().manual_seed(int(seed))
-    return WeightedRandomSampler(weights, num_samples=len(labels), replacement=True, generator=generator)
+    return WeightedRandomSampler(torch.as_tensor(np.asarray(weights), dtype=torch.double), num_samples=len(weights),
+                                 replacement=True, generator=generator)
 
 
 def class_weights(labels: np.ndarray, num_classes: int):
