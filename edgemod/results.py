@@ -30,7 +30,7 @@ def collect(run_dir: Path, commit: str | None = None) -> dict:
     recipe = _read(run_dir / "train" / "manifest.json")["recipe"]
     test = train["test"]
     results = {
-        "recipe": recipe["name"], "commit": commit or _git_commit(), "machine": _machine(),
+        "recipe": recipe["name"], "commit": commit or _git_commit(), "machine": _machine(), "run_dir": str(run_dir),
         "teacher": {"test_macro_f1": test["teacher"]["macro_f1"]},
         "student": {"arch": recipe["student"]["arch"], "parameters": train["student_parameters"],
                     "test_macro_f1_argmax": test["student"]["macro_f1"],
@@ -91,8 +91,8 @@ def readme_block_in(readme: Path) -> str:
 def _recipe_tables(results: dict, path: Path) -> str:
     student, teacher = results["student"], results["teacher"]
     ratio = student["test_macro_f1_argmax"] / teacher["test_macro_f1"]
-    lines = [f"\n### `{results['recipe']}` (from `{path.as_posix().split('/')[-2]}/{path.name}`, commit "
-             f"`{results['commit'][:10]}`, {results['machine']})\n",
+    lines = [f"\n### `{results['recipe']}` (from `{path.as_posix().split('/')[-2]}/{path.name}`: run "
+             f"`{results.get('run_dir', '?')}` at commit `{results['commit'][:10]}`, {results['machine']})\n",
              "| | test macro-F1 |", "|---|---|",
              f"| teacher | {teacher['test_macro_f1']:.4f} |",
              f"| student `{student['arch']}` ({student['parameters']:,} parameters), argmax | "
