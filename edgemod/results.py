@@ -22,15 +22,17 @@ FAIRNESS_GROUPS_SHOWN = 30  # min items for an identity row in the README table 
 
 
 def collect(run_dir: Path, commit: str | None = None) -> dict:
-    """The headline numbers of the run folder written by `edgemod run` (label/train/export/bench/gate)."""
+    """The headline numbers of the run folder written by `edgemod run` (label/train/export/bench/gate);
+    `commit` defaults to the one the train stage recorded (the code that trained the student)."""
     run_dir = Path(run_dir)
-    train = _read(run_dir / "train" / "manifest.json")["metrics"]
+    train_manifest = _read(run_dir / "train" / "manifest.json")
+    train = train_manifest["metrics"]
     bench = _read(run_dir / "bench" / "bench.json")
     gate = _read(run_dir / "gate" / "gate.json")
-    recipe = _read(run_dir / "train" / "manifest.json")["recipe"]
+    recipe = train_manifest["recipe"]
     test = train["test"]
     results = {
-        "recipe": recipe["name"], "commit": commit or _git_commit(), "machine": _machine(), "run_dir": str(run_dir),
+        "recipe": recipe["name"], "commit": commit or train_manifest.get("git_commit") or _git_commit(), "machine": _machine(), "run_dir": str(run_dir),
         "teacher": {"test_macro_f1": test["teacher"]["macro_f1"]},
         "student": {"arch": recipe["student"]["arch"], "parameters": train["student_parameters"],
                     "test_macro_f1_argmax": test["student"]["macro_f1"],
