@@ -32,7 +32,8 @@ def collect(run_dir: Path, commit: str | None = None) -> dict:
     recipe = train_manifest["recipe"]
     test = train["test"]
     results = {
-        "recipe": recipe["name"], "commit": commit or train_manifest.get("git_commit") or _git_commit(), "machine": _machine(), "run_dir": str(run_dir),
+        "recipe": recipe["name"], "commit": commit or train_manifest.get("git_commit") or _git_commit(),
+        "machine": _machine(), "run_dir": str(run_dir),
         "teacher": {"test_macro_f1": test["teacher"]["macro_f1"]},
         "student": {"arch": recipe["student"]["arch"], "parameters": train["student_parameters"],
                     "test_macro_f1_argmax": test["student"]["macro_f1"],
