@@ -61,3 +61,18 @@ def shorten_tensor_names(path: Path) -> None:
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     with atomic_path(path) as tmp:
         tmp.write_bytes(builder.Output())
+
+
+def op_outputs(path: Path, op_types: tuple[str, ...]) -> list[str]:
+    """Output tensor names of the main graph's ops of `op_types`, in execution order."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    code_names = {value: key for key, value in vars(schema.BuiltinOperator).items() if key.isupper()}
+    graph, outputs = model.subgraphs[0], []
+    for operator in graph.operators:
+        code = model.operatorCodes[operator.opcodeIndex]
+        if code_names.get(max(code.builtinCode, code.deprecatedBuiltinCode)) in op_types:
+            name = graph.tensors[operator.outputs[0]].name
+            outputs.append(name.decode() if isinstance(name, bytes) else name)
+    return outputs

@@ -61,7 +61,7 @@ def _tflite(student: TrainedStudent, artifact: Artifact, built: dict[str, Artifa
     from edgemod.quantization.tflite import quantize_tflite
 
     details = quantize_tflite(built["tflite_fp32"].path, artifact.path, spec.scheme, calibration,
-                              student.input_names, spec.float_ops)
+                              student.input_names, spec.float_ops, spec.float_first_layers)
     artifact.quantization.update(details)
 
 
@@ -86,7 +86,8 @@ def _mediapipe(student: TrainedStudent, artifact: Artifact, built: dict[str, Art
 
         adapted = None if calibration is None else replace(calibration, inputs=tasks.tasks_inputs(calibration.inputs, layout))
         try:
-            artifact.quantization.update(quantize_tflite(plain, artifact.path, spec.scheme, adapted, names, spec.float_ops))
+            artifact.quantization.update(quantize_tflite(plain, artifact.path, spec.scheme, adapted, names, spec.float_ops,
+                                                               spec.float_first_layers))
         finally:
             plain.unlink(missing_ok=True)
     tasks.add_layout_entry(artifact.path, layout)

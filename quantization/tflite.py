@@ -28,6 +28,8 @@ XNNPACK_FLOAT_OPS = ("HARD_SWISH",)
 # weapons student flipped decisions on that rounding alone. INPUT and OUTPUT are ai-edge-quantizer's
 # virtual ops for the graph's inputs and outputs.
 FLOAT_INTERFACE = ("INPUT", "OUTPUT", "SOFTMAX", "LOGISTIC")
+# Ops whose weights int8 schemes quantize; `float_first_layers` counts these, in execution order.
+WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL")
 
 
 def _recipes():
@@ -38,23 +40,42 @@ def _recipes():
     return quantizer, recipe
 
 
-def quantization_recipe(scheme: str, float_ops: list[str]) -> list[dict]:
+def quantization_recipe(scheme: str, float_ops: list[str], float_compute_outputs: list[str] = ()) -> list[dict]:
+    """ai-edge-quantizer entries for `scheme`; the ops writing `float_compute_outputs` keep int8
+    weights but compute in float (weight-only), whatever the scheme."""
     _, recipe = _recipes()
     if scheme == "int8_dynamic":
-        return recipe.dynamic_wi8_afp32()
-    if scheme == "int8_weight_only":
+        entries = copy.deepcopy(recipe.dynamic_wi8_afp32())
+    elif scheme == "int8_weight_only":
         return recipe.weight_only_wi8_afp32()
-    entries = copy.deepcopy(recipe.static_wi8_ai8())
-    for op in dict.fromkeys([*XNNPACK_FLOAT_OPS, *FLOAT_INTERFACE, *float_ops]):
-        entries.append({"regex": ".*", "operation": op.upper(), "algorithm_key": "no_quantize"})
+    else:
+        entries = copy.deepcopy(recipe.static_wi8_ai8())
+        for op in dict.fromkeys([*XNNPACK_FLOAT_OPS, *FLOAT_INTERFACE, *float_ops]):
+            entries.append({"regex": ".*", "operation": op.upper(), "algorithm_key": "no_quantize"})
+    weight_only = recipe.weight_only_wi8_afp32()[0]
+    for output in float_compute_outputs:  # an op's scope is its output tensors' names, each followed by ';'
+        entries.append({**copy.deepcopy(weight_only), "regex": f"^{re.escape(output)};"})
     return entries
 
 
+def first_weighted_outputs(float_model: Path, count: int) -> list[str]:
+    """The tensors written by the graph's first `count` weighted ops (conv, fully-connected)."""
+    if count == 0:
+        return []
+    from edgemod.litert_flatbuffer import op_outputs
+
+    outputs = op_outputs(float_model, WEIGHTED_OPS)
+    if count > len(outputs):
+        raise EdgemodError(f"float_first_layers is {count} but the model has {len(outputs)} conv/fully-connected layers",
+                           f"set float_first_layers to at most {len(outputs)} in this export of the recipe")
+    return outputs[:count]
+
+
 def quantize_tflite(float_model: Path, out: Path, scheme: str, calibration: CalibrationSet | None,
-                    input_names: tuple[str, ...], float_ops: list[str]) -> dict:
+                    input_names: tuple[str, ...], float_ops: list[str], float_first_layers: int = 0) -> dict:
     """Write the int8 model to `out`; returns the recipe used (recorded in the manifest)."""
     quantizer, _ = _recipes()
-    entries = quantization_recipe(scheme, float_ops)
+    entries = quantization_recipe(scheme, float_ops, first_weighted_outputs(float_model, float_first_layers))
     engine = quantizer.Quantizer(str(float_model))
     engine.load_quantization_recipe(entries)
     ranges = None

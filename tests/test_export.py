@@ -347,3 +347,48 @@ def test_int8_weight_grid_makes_weight_compression_lossless(vision_run, tmp_path
     for name in ("coreml_w8", "tflite_int8_weight_only"):
         assert grid[name]["parity"]["max_abs_score_diff"] < 1e-4, name
         assert plain[name]["parity"]["max_abs_score_diff"] > 10 * grid[name]["parity"]["max_abs_score_diff"], name
+
+
+def _dequantize_feeds(path) -> list[str]:
+    """What the ops reading a DEQUANTIZE output write: the ops computing in float from int8 weights."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    names = {value: key for key, value in vars(schema.BuiltinOperator).items() if key.isupper()}
+    graph = model.subgraphs[0]
+    kind = [names[max(model.operatorCodes[op.opcodeIndex].builtinCode,
+                      model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)] for op in graph.operators]
+    dequantized = {int(op.outputs[0]) for op, k in zip(graph.operators, kind) if k == "DEQUANTIZE"}
+    return [graph.tensors[op.outputs[0]].name.decode() for op in graph.operators if dequantized & {int(i) for i in op.inputs}]
+
+
+def test_float_first_layers_computes_only_the_first_weighted_layer_in_float(text_export, tmp_path):
+    """int8_dynamic with float_first_layers: 1: the first weighted op reads int8 weights through a
+    DEQUANTIZE and computes in float; every later weighted op keeps int8 compute."""
+    from edgemod.litert_flatbuffer import op_outputs
+    from edgemod.quantization.tflite import WEIGHTED_OPS, quantize_tflite
+
+    out, manifest = text_export
+    fp32 = out / _artifacts(manifest)["tflite_fp32"]["file"]
+    weighted = op_outputs(fp32, WEIGHTED_OPS)
+    assert len(weighted) >= 2
+    names = ("input_ids", "attention_mask")
+    plain, first_float = tmp_path / "plain.tflite", tmp_path / "first_float.tflite"
+    quantize_tflite(fp32, plain, "int8_dynamic", None, names, [])
+    details = quantize_tflite(fp32, first_float, "int8_dynamic", None, names, [], float_first_layers=1)
+    assert _dequantize_feeds(plain) == []
+    assert _dequantize_feeds(first_float) == [op_outputs(first_float, WEIGHTED_OPS)[0]]
+    assert details["recipe"][-1]["op_config"]["compute_precision"] == "FLOAT"
+    with pytest.raises(EdgemodError, match=f"has {len(weighted)} conv/fully-connected layers") as too_many:
+        quantize_tflite(fp32, tmp_path / "x.tflite", "int8_dynamic", None, names, [], float_first_layers=99)
+    assert f"at most {len(weighted)}" in too_many.value.hint
+
+
+def test_float_first_layers_is_refused_where_it_means_nothing():
+    from pydantic import ValidationError
+
+    from edgemod.recipe import ExportSpec
+
+    for spec in ({"target": "onnx", "quant": "int8_dynamic"}, {"target": "tflite"}):
+        with pytest.raises(ValidationError, match="float_first_layers applies to int8 tflite and mediapipe"):
+            ExportSpec(**spec, float_first_layers=1)
