@@ -2,6 +2,8 @@
 obfuscated spellings of the test texts."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from edgemod.counterfactual import identity_groups
@@ -50,4 +52,32 @@ def source_slices(datasets: list[str], gold: np.ndarray, decisions: np.ndarray, 
         out[source] = {"items": int(rows.sum()),
                        "macro_f1": round(float(f1_score(gold[rows], decisions[rows], average="macro", zero_division=0)), 6),
                        "violation_auc": _auc(violating[rows], score[rows])}
+    return out
+
+
+def counterfactual_sensitivity(texts: list[str], score: Callable[[list[str]], np.ndarray],
+                               min_items: int = 1) -> dict:
+    """Per swappable group: how far the violation score moves when only the group a post names changes.
+
+    The groups are those of edgemod/identity_swaps.json; every post naming one is rewritten once per
+    other group of its axis that the post does not already name;
+    `mean_shift` averages score(post) - mean score(its rewrites) over those posts (Garg et al. 2019,
+    counterfactual token fairness). A positive shift: the model scores posts higher *for naming the
+    group*. A subgroup AUC gap with a shift near 0 comes from the posts themselves, not the group's name.
+    """
+    from edgemod.counterfactual import counterfactuals, swap_table
+
+    out = {}
+    for group in [group for groups in swap_table().values() for group in groups]:
+        pairs = [(text, [copy for tag, copy in counterfactuals(text, "sensitivity", 99, 0) if tag.startswith(f"{group}>")])
+                 for text in texts]
+        pairs = [(text, copies) for text, copies in pairs if copies]
+        if len(pairs) < min_items:
+            continue
+        originals = score([text for text, _ in pairs])
+        rewritten = score([copy for _, copies in pairs for copy in copies])
+        ends = np.cumsum([len(copies) for _, copies in pairs])
+        shifts = originals - np.array([chunk.mean() for chunk in np.split(rewritten, ends[:-1])])
+        out[group] = {"items": len(pairs), "mean_shift": round(float(shifts.mean()), 4),
+                      "mean_abs_shift": round(float(np.abs(shifts).mean()), 4)}
     return out

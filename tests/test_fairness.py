@@ -3,6 +3,7 @@ targets, reweighting, the unmitigated 'before' student, and the out-of-domain ch
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,22 @@ def test_family_average_and_inherited_gold():
     np.testing.assert_allclose(averaged[[0, 2, 3]], [[0.6, 0.4]] * 3, rtol=1e-6)
     np.testing.assert_allclose(averaged[1], [0.5, 0.5])
     np.testing.assert_array_equal(fairness.inherited_gold(table, np.array([1, 0, -1, -1])), [1, 0, 1, 1])
+
+
+def test_counterfactual_sensitivity_finds_the_term_a_scorer_leans_on():
+    """A scorer that adds 0.3 for 'jews' shifts jewish posts by +0.3 and the other religions' posts by
+    -0.15 (one of their two rewrites names jews); a scorer blind to groups shifts nothing."""
+    from edgemod.benchmarks.slices import counterfactual_sensitivity
+
+    texts = ["the jews are here", "jews run the bank", "the muslims are here", "the christians pray",
+             "a white man", "nothing about anyone"]
+    biased = counterfactual_sensitivity(texts, lambda batch: np.array([0.3 * ("jews" in t) + 0.1 for t in batch]))
+    assert biased["jewish"] == {"items": 2, "mean_shift": 0.3, "mean_abs_shift": 0.3}
+    assert biased["muslim"]["mean_shift"] == biased["christian"]["mean_shift"] == -0.15
+    assert biased["white"]["mean_shift"] == 0.0
+    blind = counterfactual_sensitivity(texts, lambda batch: np.array([len(t.split()) / 10 for t in batch]))
+    assert all(entry["mean_shift"] == 0.0 for entry in blind.values())
+    assert "jewish" not in counterfactual_sensitivity(texts, lambda batch: np.zeros(len(batch)), min_items=3)
 
 
 def test_benign_identity_mentions_are_upweighted(tiny_recipe_dict):
@@ -134,6 +151,26 @@ def test_bench_reports_out_of_domain_and_the_before_student(fair_run):
     verdict = gate.run(fair_run / "bench", fair_run / "gate")
     checks = [c for c in verdict["checks"] if c["name"] == "out-of-domain AUROC vs teacher"]
     assert checks and checks[0]["value"] == ood["student_auroc_vs_teacher"]
+
+
+def test_sensitivity_script_scores_teacher_and_student_on_rewritten_test_posts(fair_run, tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    from edgemod.export import stage
+
+    stage.run(fair_run / "train", fair_run / "export", ["export=[{target: onnx, quant: fp32}]"])
+    path = Path(__file__).resolve().parent.parent / "scripts" / "counterfactual_sensitivity.py"
+    module_spec = importlib.util.spec_from_file_location("counterfactual_sensitivity", path)
+    script = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(script)
+    out = tmp_path / "sensitivity.json"
+    monkeypatch.setattr(sys, "argv", [str(path), str(fair_run / "export"), "--min-items", "1", "--json", str(out)])
+    script.main()
+    results = json.loads(out.read_text())
+    assert results["student"] and set(results["student"]) == set(results["teacher"])
+    for entry in [*results["student"].values(), *results["teacher"].values()]:
+        assert entry["items"] >= 1 and abs(entry["mean_shift"]) <= entry["mean_abs_shift"] <= 1
 
 
 def test_results_file_and_readme_tables_come_from_the_run(fair_run, tmp_path):
