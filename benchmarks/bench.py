@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from edgemod.benchmarks.accuracy import accuracy_at_thresholds
-from edgemod.console import say
+from edgemod.benchmarks.arm_bench import arm_results, arm_setup_key
+from edgemod.benchmarks.device_class import host_device
+from edgemod.benchmarks.slices import agreement_interval
+from edgemod.console import activity, progress, say
 from edgemod.export.student import TestSet, TrainedStudent, load_trained_student, torch_scores
 from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
@@ -30,17 +33,19 @@ from edgemod.training.items import OUT_OF_DOMAIN
 
 STAGE = "bench"
 UNMITIGATED_STUDENT = "unmitigated_student"  # scores of the student trained without distill.fairness
-FORMAT_VERSION = 3  # 3: MediaPipe Tasks on raw payloads for `mediapipe` artifacts
+FORMAT_VERSION = 4  # 4: device class, ARM instruction counts, bootstrap intervals and counterfactual shifts
 THREADS = (1, 2)
 PASSES = 2
 
 
-def run(upstream: Path, out: Path, console=None, quick: bool = False) -> Manifest:
-    """Benchmark the export run at `upstream` into `out` (`quick`: fewer latency calls, for tests)."""
+def run(upstream: Path, out: Path, console=None, quick: bool = False, arm: bool = True) -> Manifest:
+    """Benchmark the export run at `upstream` into `out` (`quick`: fewer latency calls, for tests;
+    `arm`: count instructions on emulated ARM cores when `scripts/setup_arm.sh` has run)."""
     upstream, out = Path(upstream), Path(out)
     export = read_manifest(upstream, "export")
     used = {"export_manifest": file_ref(upstream / "manifest.json")}
-    key = inputs_key(export.recipe_sha256, used, extra={"format": FORMAT_VERSION, "quick": quick,
+    arm_key = arm_setup_key() if arm else "off"
+    key = inputs_key(export.recipe_sha256, used, extra={"format": FORMAT_VERSION, "quick": quick, "arm": arm_key,
                                                          "integrity": integrity_of(upstream, export)})
     if (done := finished_run(out, STAGE, key)) is not None:
         say(console, f"[green]bench {out}: nothing to do, the export is unchanged[/]")
@@ -52,25 +57,29 @@ def run(upstream: Path, out: Path, console=None, quick: bool = False) -> Manifes
                 if integrity[name] == "ok" and (rec["target"] != "coreml" or coreml_can_predict())}
     test = TestSet.load(student, console)
     scores = _scores(student, upstream, runnable, test, console)
-    results = {"integrity": integrity, "artifacts": {}, "reference": _reference(student, test, scores)}
+    results = {"integrity": integrity, "artifacts": {}, "reference": _reference(student, test, scores),
+               "device": host_device(THREADS)}
     for name, record in export.details["artifacts"].items():
         results["artifacts"][name] = _artifact_result(student, name, record, upstream, test, scores, integrity[name])
     say(console, "latency: 2 passes x 1 and 2 threads, interleaved with torch eager")
-    latency, samples = _latency(student, upstream, runnable, test, quick)
+    latency, samples = _latency(student, upstream, runnable, test, quick, console)
     results["latency"] = latency
     for name in runnable:
-        results["artifacts"][name].update(_cold_start_and_memory(student, upstream, runnable[name], test))
-    results["slices"] = _slices(student, test, scores)
+        with activity(f"bench cold start and peak memory of {name}", console):
+            results["artifacts"][name].update(_cold_start_and_memory(student, upstream, runnable[name], test))
+    with activity("bench slices", console):
+        results["slices"] = _slices(student, test, scores)
     if ood := _out_of_domain(student):
         results[OUT_OF_DOMAIN] = ood
     if student.is_text:
-        say(console, "robustness on obfuscated test texts")
-        results["robustness"] = _robustness(student, upstream, runnable, test)
+        with activity("bench robustness on obfuscated test texts", console):
+            results["robustness"] = _robustness(student, upstream, runnable, test)
     tasks_ready = {name: record for name, record in runnable.items() if record["target"] == "mediapipe"}
     if tasks_ready:
         from edgemod.benchmarks.tasks_bench import tasks_results
 
         results["tasks"] = tasks_results(student, upstream, tasks_ready, test, scores, console)
+    results["arm"] = arm_results(student, upstream, runnable, console) if arm else {"not_measured_because": "bench --no-arm"}
     results["seconds"] = round(time.perf_counter() - started, 1)
     return _finish(export, student, used, key, results, scores, samples, test, out, console)
 
@@ -95,9 +104,9 @@ def _scores(student: TrainedStudent, export_dir: Path, runnable: dict, test: Tes
         scores[UNMITIGATED_STUDENT] = test.table[unmitigated].to_numpy(dtype=np.float32)
     scores["fp32_student"] = test.reference
     for name, record in runnable.items():
-        say(console, f"scoring {name} on {len(test.gold)} test items")
         runner = load_runner(record["target"], export_dir / record["file"], student.input_names)
-        scores[name] = run_all(runner, test.inputs)
+        with progress(f"bench scoring {name}", len(test.gold), console) as bar:
+            scores[name] = run_all(runner, test.inputs, bar.advance)
     return scores
 
 
@@ -141,17 +150,21 @@ def _artifact_result(student, name, record, export_dir, test, scores, status) ->
               "quantized": record["scheme"] not in ("fp32", "fp16")}
     if name in scores:
         labels, thresholds = student.labels, student.thresholds
-        flips = decide(scores[name], labels, thresholds) != decide(test.reference, labels, thresholds)
+        mine, reference = decide(scores[name], labels, thresholds), decide(test.reference, labels, thresholds)
+        flips = mine != reference
         flips = flips.any(axis=1) if flips.ndim > 1 else flips
+        boot = student.recipe.budgets.slices.bootstrap
+        agreement = agreement_interval(mine, reference, boot.resamples, boot.confidence, boot.seed)
         result.update({"measured": True, "accuracy_at_thresholds": accuracy_at_thresholds(student, test, scores[name]),
-                       "decision_flip_rate": round(float(flips.mean()), 6), "decision_flips": int(flips.sum())})
+                       "decision_flip_rate": round(float(flips.mean()), 6), "decision_flips": int(flips.sum()),
+                       "decision_agreement_interval": agreement["interval"]})
     else:
         result.update({"measured": False, "export_parity": record["parity"], "parity_mode": record["parity_mode"],
                        "not_measured_because": status if status != "ok" else "Core ML predictions need macOS"})
     return result
 
 
-def _latency(student, export_dir: Path, runnable: dict, test: TestSet, quick: bool) -> tuple[dict, dict]:
+def _latency(student, export_dir: Path, runnable: dict, test: TestSet, quick: bool, console=None) -> tuple[dict, dict]:
     item = {n: a[:1] for n, a in test.inputs.items()}
     rounds, runs = (2, 20) if quick else (5, 60)
     latency, samples = {}, {}
@@ -160,7 +173,10 @@ def _latency(student, export_dir: Path, runnable: dict, test: TestSet, quick: bo
         for name, record in runnable.items():
             runner = load_runner(record["target"], export_dir / record["file"], student.input_names, threads)
             calls[name] = _bound(runner, item)
-        passes = [interleaved(calls, rounds=rounds, runs=runs, keep_samples=True) for _ in range(PASSES)]
+        total = PASSES * rounds * runs * len(calls)
+        with progress(f"bench latency, {threads} thread{'s' * (threads > 1)}", total, console, unit="calls") as bar:
+            passes = [interleaved(calls, rounds=rounds, runs=runs, keep_samples=True, advance=bar.advance)
+                      for _ in range(PASSES)]
         for name in calls:
             p50s = [p[name]["p50_ms"] for p in passes]
             merged = {k: round(float(np.median([p[name][k] for p in passes])), 4) for k in ("p50_ms", "p90_ms", "p99_ms")}
@@ -195,20 +211,24 @@ def _cold_start_and_memory(student, export_dir: Path, record: dict, test: TestSe
 
 
 def _slices(student: TrainedStudent, test: TestSet, scores: dict) -> dict:
-    from edgemod.benchmarks.slices import identity_slices, source_slices, violation_scores
+    """Per model: `by_source`; text recipes add `identity` (bootstrap intervals, students paired with
+    the teacher) and, for the teacher and fp32 student, `counterfactual` (see `fairness_bench`)."""
+    from edgemod.benchmarks.fairness_bench import counterfactual_by_model, identity_by_model
+    from edgemod.benchmarks.slices import source_slices, violation_scores
 
-    budget = student.recipe.budgets.slices
     benign = student.thresholds.get("benign")
     violating = _violating(student, test)
     out = {}
     for name, probs in scores.items():
         score = violation_scores(probs, student.labels, benign)
         decisions = decide(probs, student.labels, student.thresholds)
-        entry = {"by_source": source_slices(test.table["dataset"].tolist(), test.gold if test.gold.ndim == 1 else violating,
-                                            decisions if decisions.ndim == 1 else decisions.max(axis=1), violating, score)}
-        if student.is_text:
-            entry["identity"] = identity_slices(test.table["text"].tolist(), violating, score, budget.min_items)
-        out[name] = entry
+        out[name] = {"by_source": source_slices(test.table["dataset"].tolist(), test.gold if test.gold.ndim == 1 else violating,
+                                                decisions if decisions.ndim == 1 else decisions.max(axis=1), violating, score)}
+    if student.is_text:
+        for name, identity in identity_by_model(student, test, scores, violating).items():
+            out[name]["identity"] = identity
+        for name, shifts in counterfactual_by_model(student, test).items():
+            out[name]["counterfactual"] = shifts
     return out
 
 

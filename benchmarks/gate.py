@@ -2,33 +2,25 @@
 released version's bench; pass (exit 0) or fail (exit 1), with JSON, Markdown, JUnit XML and HTML.
 
 Budgets apply to the artifacts the recipe ships (its `export` list); float models exported only
-as references are gated when a budget names them explicitly. Speed budgets are ratios measured in
-the same run, and regressions compare latency normalised by torch eager in each run, because
-absolute milliseconds on a shared machine are noise.
+as references are gated when a budget names them explicitly. Latency and speed budgets hold for a
+device class and are checked only against a measurement of that class (`gate_devices`): host
+classes by ratios from one interleaved run (absolute milliseconds on a shared machine are noise),
+emulated ARM classes by instructions per inference. Every row names the class it was measured on.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from edgemod.benchmarks.device_class import describe
+from edgemod.benchmarks.gate_check import Check
+from edgemod.benchmarks.gate_devices import device_checks, measured_classes, regression_checks
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import write_json_atomic, write_text_atomic
 from edgemod.manifest import Manifest, file_ref, read_manifest, write_manifest
 from edgemod.recipe import Recipe, apply_overrides, override_section, parse_recipe
 
 STAGE = "gate"
-LATENCY_KEY = re.compile(r"^(?P<subject>.+)_(?P<stat>p50|p90|p99)_(?P<threads>\d+)threads?$")
-
-
-@dataclass
-class Check:
-    name: str
-    subject: str
-    value: float | str | None
-    budget: float | str | None
-    passed: bool
-    detail: str = ""
 
 
 def run(bench_dir: Path, out: Path, baseline: Path | None = None, overrides: list[str] | None = None,
@@ -39,14 +31,16 @@ def run(bench_dir: Path, out: Path, baseline: Path | None = None, overrides: lis
     results = bench.metrics
     shipped = _shipped(recipe, results)
     checks = [*_integrity_checks(bench, results), *_size_checks(recipe, results, shipped),
-              *_latency_checks(recipe, results, shipped), *_parity_checks(recipe, results, shipped),
-              *_accuracy_checks(recipe, results, shipped), *_speed_checks(recipe, results, shipped),
+              *device_checks(recipe, results, shipped, _subjects), *_parity_checks(recipe, results, shipped),
+              *_accuracy_checks(recipe, results, shipped),
               *_slice_checks(recipe, results), *_tasks_checks(recipe, results, shipped)]
     if baseline is not None:
         checks += _regression_checks(recipe, results, read_manifest(baseline, "bench").metrics, shipped)
     verdict = "pass" if all(c.passed for c in checks) else "fail"
+    order = {"fail": 0, "warning": 1, "not measured": 2, "pass": 3}
     gate = {"verdict": verdict, "recipe": recipe.name, "baseline": str(baseline) if baseline else None,
-            "checks": [asdict(c) for c in sorted(checks, key=lambda c: c.passed)]}
+            "measured_on": {name: describe(record) for name, record in measured_classes(results).items()},
+            "checks": [{**asdict(c), "status": c.status} for c in sorted(checks, key=lambda c: order[c.status])]}
     _write(gate, bench, bench_dir, recipe, out)
     _print(console, gate)
     return gate
@@ -104,25 +98,11 @@ def _size_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[Check
     return checks
 
 
-def _latency_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[Check]:
-    checks = []
-    for key, limit in recipe.budgets.latency_ms.items():
-        match = LATENCY_KEY.match(key)
-        if not match:
-            raise EdgemodError(f"latency budget key '{key}' is not <artifact or target>_<p50|p90|p99>_<n>thread(s)",
-                               "e.g. tflite_int8_static_p50_1thread: 1.0")
-        column = f"{match['threads']}_thread"
-        for name in _subjects(match["subject"], results, shipped):
-            measured = results["latency"].get(name, {}).get(column, {}).get(f"{match['stat']}_ms")
-            checks.append(Check(f"latency {match['stat']} {match['threads']} thread(s) (ms)", name, measured, limit,
-                                measured is not None and measured <= limit,
-                                "" if measured is not None else "not measured on this platform"))
-    return checks
-
-
 def _agreement(artifact: dict) -> tuple[float | None, str]:
     if artifact.get("measured"):
-        return 1.0 - artifact["decision_flip_rate"], "measured on the test split"
+        interval = artifact.get("decision_agreement_interval")
+        how = f", 95 % interval [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else ""
+        return 1.0 - artifact["decision_flip_rate"], f"measured on the test split ({artifact['decision_flips']} flips){how}"
     parity = artifact.get("export_parity") or {}
     return parity.get("decision_agreement"), artifact.get("parity_mode", artifact.get("not_measured_because", ""))
 
@@ -205,48 +185,10 @@ def _out_of_domain_checks(recipe: Recipe, results: dict) -> list[Check]:
             for source, entry in found.items()]
 
 
-def _p50(results: dict, name: str, threads: int = 1) -> float | None:
-    return results["latency"].get(name, {}).get(f"{threads}_thread", {}).get("p50_ms")
-
-
-def _speed_checks(recipe: Recipe, results: dict, shipped: set[str]) -> list[Check]:
-    budget, checks = recipe.budgets.speed, []
-    torch_p50 = _p50(results, "torch_eager_fp32")
-    for name in _quantized(results, shipped):
-        artifact, p50 = results["artifacts"][name], _p50(results, name)
-        if p50 is None or artifact["target"] not in budget.targets:
-            continue
-        float_name = next((n for n, a in results["artifacts"].items()
-                           if a["target"] == artifact["target"] and not a["quantized"]), None)
-        if budget.min_quantized_speedup_vs_float is not None and _p50(results, float_name) is not None:
-            ratio = round(_p50(results, float_name) / p50, 3)
-            checks.append(Check(f"speed-up vs {float_name} (1 thread, same run)", name, ratio,
-                                budget.min_quantized_speedup_vs_float, ratio >= budget.min_quantized_speedup_vs_float))
-        if budget.min_speedup_vs_torch_eager is not None and torch_p50:
-            ratio = round(torch_p50 / p50, 3)
-            checks.append(Check("speed-up vs torch eager fp32 (1 thread, same run)", name, ratio,
-                                budget.min_speedup_vs_torch_eager, ratio >= budget.min_speedup_vs_torch_eager))
-    return checks
-
-
 def _slice_checks(recipe: Recipe, results: dict) -> list[Check]:
-    budget, checks = recipe.budgets.slices, []
-    identity = results.get("slices", {}).get("fp32_student", {}).get("identity")
-    if budget.max_subgroup_auc_gap is not None and identity:
-        gated = {g: v["subgroup_auc"] for g, v in identity["groups"].items() if v["gated"] and v["subgroup_auc"] is not None}
-        if gated:
-            worst = min(gated, key=gated.get)
-            gap = round(identity["overall_auc"] - gated[worst], 6)
-            checks.append(Check("identity subgroup AUC gap", f"fp32_student / {worst}", gap, budget.max_subgroup_auc_gap,
-                                gap <= budget.max_subgroup_auc_gap, f"overall {identity['overall_auc']}, {worst} {gated[worst]}"))
-    robustness = results.get("robustness", {}).get("fp32_student")
-    if budget.max_obfuscation_f1_drop is not None and robustness:
-        styles = {k: v["macro_f1"] for k, v in robustness.items() if isinstance(v, dict)}
-        worst = min(styles, key=styles.get)
-        drop = round(robustness["clean_macro_f1"] - styles[worst], 6)
-        checks.append(Check("macro-F1 drop on obfuscated text", f"fp32_student / {worst}", drop,
-                            budget.max_obfuscation_f1_drop, drop <= budget.max_obfuscation_f1_drop))
-    return checks
+    from edgemod.benchmarks.gate_slices import slice_checks
+
+    return slice_checks(recipe, results)
 
 
 def _regression_checks(recipe: Recipe, results: dict, previous: dict, shipped: set[str]) -> list[Check]:
@@ -262,17 +204,8 @@ def _regression_checks(recipe: Recipe, results: dict, previous: dict, shipped: s
             drop = round(f1_before - f1_now, 6)
             checks.append(Check("macro-F1 drop vs baseline", name, drop, budget.max_macro_f1_drop,
                                 drop <= budget.max_macro_f1_drop))
-        relative_now, relative_before = _relative_latency(results, name), _relative_latency(previous, name)
-        if relative_now and relative_before:
-            growth = round(relative_now / relative_before - 1, 4)
-            checks.append(Check("latency increase vs baseline (p50 / torch eager, each run)", name, growth,
-                                budget.max_latency_increase, growth <= budget.max_latency_increase))
+        checks += regression_checks(recipe, results, previous, name)
     return checks
-
-
-def _relative_latency(results: dict, name: str) -> float | None:
-    p50, torch_p50 = _p50(results, name), _p50(results, "torch_eager_fp32")
-    return p50 / torch_p50 if p50 and torch_p50 else None
 
 
 def _write(gate: dict, bench: Manifest, bench_dir: Path, recipe: Recipe, out: Path) -> None:
@@ -305,22 +238,34 @@ def markdown(gate: dict) -> str:
     lines = [f"# Gate: {gate['recipe']} — **{gate['verdict'].upper()}**", ""]
     if gate["baseline"]:
         lines += [f"Baseline: `{gate['baseline']}`", ""]
-    lines += ["| | check | subject | value | budget | detail |", "|---|---|---|---|---|---|"]
+    if gate.get("measured_on"):
+        lines += ["Measured on:", *[f"- `{name}`: {how}" for name, how in gate["measured_on"].items()], ""]
+    lines += ["| | check | subject | measured on | value | budget | detail |", "|---|---|---|---|---|---|---|"]
     for c in gate["checks"]:
-        lines.append(f"| {'✅' if c['passed'] else '❌'} | {c['name']} | {c['subject']} | {_fmt(c['value'])} | "
-                     f"{_fmt(c['budget'])} | {c['detail']} |")
+        lines.append(f"| {ICONS[_status(c)]} | {c['name']} | {c['subject']} | {c.get('device') or ''} | "
+                     f"{_fmt(c['value'])} | {_fmt(c['budget'])} | {c['detail']} |")
     return "\n".join(lines) + "\n"
+
+
+ICONS = {"pass": "✅", "fail": "❌", "warning": "⚠️ warning", "not measured": "⏭ not measured"}
+
+
+def _status(check: dict) -> str:
+    return check.get("status") or ("pass" if check["passed"] else "fail")
 
 
 def junit_xml(gate: dict) -> str:
     from xml.sax.saxutils import escape, quoteattr
 
-    failures = sum(not c["passed"] for c in gate["checks"])
+    failures = sum(_status(c) == "fail" for c in gate["checks"])
     cases = []
     for c in gate["checks"]:
-        name = quoteattr(f"{c['name']} [{c['subject']}]")
+        on = f" on {c['device']}" if c.get("device") else ""
+        name = quoteattr(f"{c['name']} [{c['subject']}]{on}")
         message = quoteattr(f"{_fmt(c['value'])} vs budget {_fmt(c['budget'])}")
-        body = "" if c["passed"] else f"<failure message={message}>{escape(c['detail'])}</failure>"
+        body = {"fail": f"<failure message={message}>{escape(c['detail'])}</failure>",
+                "not measured": f"<skipped message={quoteattr('not measured: ' + c['detail'])}/>",
+                "warning": f"<system-out>{escape('warning: ' + c['detail'])}</system-out>"}.get(_status(c), "")
         cases.append(f'  <testcase classname="edgemod.gate" name={name}>{body}</testcase>')
     return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name={quoteattr("edgemod gate " + gate["recipe"])} '
             f'tests="{len(gate["checks"])}" failures="{failures}">\n' + "\n".join(cases) + "\n</testsuite>\n")
@@ -333,9 +278,10 @@ def _print(console, gate: dict) -> None:
 
     colour = "green" if gate["verdict"] == "pass" else "red"
     table = Table(title=f"gate {gate['recipe']}: [{colour}]{gate['verdict'].upper()}[/]")
-    for column in ("", "check", "subject", "value", "budget", "detail"):
+    for column in ("", "check", "subject", "on", "value", "budget", "detail"):
         table.add_column(column)
+    shown = {"pass": "[green]ok[/]", "fail": "[red]FAIL[/]", "warning": "[yellow]warn[/]", "not measured": "[dim]not measured[/]"}
     for c in gate["checks"]:
-        table.add_row("[green]ok[/]" if c["passed"] else "[red]FAIL[/]", c["name"], c["subject"], _fmt(c["value"]),
+        table.add_row(shown[_status(c)], c["name"], c["subject"], c.get("device") or "", _fmt(c["value"]),
                       _fmt(c["budget"]), c["detail"])
     console.print(table)

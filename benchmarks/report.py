@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from edgemod.benchmarks.device_class import describe
 from edgemod.benchmarks.plots import calibration_plot, confusion_plot, latency_plot, pr_plot
+from edgemod.benchmarks.report_arm import arm_section_body
 from edgemod.benchmarks.report_metrics import (
     BenchRun,
     decisions,
@@ -208,10 +210,17 @@ def _checks_table(checks: list[dict]) -> str:
     # failed checks first: they are what a reviewer must act on; sorted() keeps the gate's order otherwise
     ordered = sorted(checks, key=lambda c: bool(c.get("passed")))
     rows = [("passed" if c.get("passed") else "failed",
-             f"<td>{'pass' if c.get('passed') else 'FAIL'}</td><td>{_e(c.get('name', ''))}</td>"
-             f"<td>{_e(c.get('subject', ''))}</td>{_cell(_plain(c.get('value')))}{_cell(_plain(c.get('budget')))}"
+             f"<td>{_e(_status_word(c))}</td><td>{_e(c.get('name', ''))}</td>"
+             f"<td>{_e(c.get('subject', ''))}</td><td>{_e(c.get('device', ''))}</td>"
+             f"{_cell(_plain(c.get('value')))}{_cell(_plain(c.get('budget')))}"
              f"<td>{_e(c.get('detail', ''))}</td>") for c in ordered]
-    return _table(["result", "check", "subject", "value", "budget", "detail"], rows) if rows else _note("The gate ran no checks.")
+    headers = ["result", "check", "subject", "measured on", "value", "budget", "detail"]
+    return _table(headers, rows) if rows else _note("The gate ran no checks.")
+
+
+def _status_word(check: dict) -> str:
+    status = check.get("status") or ("pass" if check.get("passed") else "fail")
+    return "FAIL" if status == "fail" else status
 
 
 def _plain(value: Any) -> Any:
@@ -227,10 +236,12 @@ def _headline_section(run: BenchRun) -> str:
             ("ref", _reference_row(run, "teacher", ref.get("teacher", {}), None))]
     for name, art in run.artifacts.items():
         rows.append(_artifact_headline(run, name, art))
-    headers = ["model", "size MB", "macro-F1 @thr", "macro AUROC", "flips vs fp32", "p50 1 thread ms",
-               "p50 2 threads ms", "cold start ms", "peak RSS MB"]
+    host = run.bench.get("device", {}).get("class", "host")
+    headers = ["model", "size MB", "macro-F1 @thr", "macro AUROC", "flips vs fp32", f"p50 1 thread ms ({host})",
+               f"p50 2 threads ms ({host})", f"cold start ms ({host})", "peak RSS MB"]
     intro = ("Accuracy on the test split at the shipped thresholds; flips = items whose decision differs from the "
-             "fp32 student; the fp32 student's latency is torch eager.")
+             f"fp32 student; the fp32 student's latency is torch eager. Times were measured on device class {host} "
+             "(the bench machine, not a phone).")
     return _section("headline", _table(headers, rows), _e(intro))
 
 
@@ -263,9 +274,11 @@ def _latency_section(run: BenchRun) -> str:
     if not names:
         return _section("latency", _note("No latency samples in this bench folder (latency_samples.json)."))
     body = latency_plot(run, names) + "\n" + _latency_table(run)
-    intro = _e(f"Batch 1, after warm-up, on {run.manifest.get('platform', 'the bench machine')} (not a phone). "
+    device = run.bench.get("device")
+    where = describe(device) if device else run.manifest.get("platform", "the bench machine")
+    intro = _e(f"Batch 1, after warm-up, measured on device class {where} (not a phone). "
                "Boxes: quartiles; whiskers: 1st-99th percentile; log scale.")
-    return _section("latency", body, intro)
+    return _section("latency", body + arm_section_body(run.bench), intro)
 
 
 def _latency_table(run: BenchRun) -> str:

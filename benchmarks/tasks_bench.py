@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemod.benchmarks.accuracy import accuracy_at_thresholds
-from edgemod.console import say
+from edgemod.console import activity, progress
 from edgemod.export.student import TestSet, TrainedStudent
 from edgemod.obfuscation import OBFUSCATIONS, obfuscate
 from edgemod.runtime.decision import decide
@@ -29,11 +29,12 @@ def tasks_results(student: TrainedStudent, export_dir: Path, artifacts: dict, te
     out = {}
     for name, record in artifacts.items():
         path = export_dir / record["file"]
-        say(console, f"MediaPipe Tasks ({task}) on {len(payloads)} raw test items: {name}")
-        tasks = tasks_scores(path, task, student.labels, payloads, crop_pct)
+        with progress(f"bench MediaPipe Tasks ({task}) {name}", len(payloads), console) as bar:
+            tasks = tasks_scores(path, task, student.labels, payloads, crop_pct, progress=lambda _: bar.advance())
         entry = _agreement(student, test, tasks, scores[name])
         if student.is_text:
-            entry["obfuscation"] = _obfuscation(student, test, path, payloads, entry["macro_f1"])
+            with activity(f"bench MediaPipe Tasks {name} on obfuscated texts", console):
+                entry["obfuscation"] = _obfuscation(student, test, path, payloads, entry["macro_f1"])
         out[name] = entry
     return out
 

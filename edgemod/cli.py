@@ -78,7 +78,7 @@ def teacher_finetune(
 
     config = FinetuneConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
                             seed=seed, max_items=max_items)
-    manifest = run(load_recipe(recipe, set_), out, config)
+    manifest = run(load_recipe(recipe, set_), out, config, console=console)
     test = manifest.metrics["test"]
     console.print(f"[green]teacher saved[/green] to {out}: test macro-F1 {test['macro_f1']:.4f}, "
                   f"validation {manifest.metrics['validation']['macro_f1']:.4f}")
@@ -175,12 +175,14 @@ def bench(
     export_run: Annotated[Path, typer.Argument(help="folder written by `edgemod export`")],
     out: Annotated[Path, typer.Option(help="folder for bench.json, scores and latency samples")],
     quick: Annotated[bool, typer.Option(help="fewer latency calls (smoke runs)")] = False,
+    arm: Annotated[bool, typer.Option("--arm/--no-arm", help="count instructions on emulated ARM cores "
+                                                           "(when scripts/setup_arm.sh has run)")] = True,
 ) -> None:
     """Latency (p50/p90/p99, cold start, peak RSS), accuracy and slices of every artifact, beside the
-    fp32 student and the teacher, on the real test split."""
+    fp32 student and the teacher, on the real test split; ARM instruction counts of TFLite artifacts."""
     from edgemod.benchmarks.bench import run
 
-    run(export_run, out, console=console, quick=quick)
+    run(export_run, out, console=console, quick=quick, arm=arm)
 
 
 @app.command("gate")

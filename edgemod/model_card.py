@@ -178,8 +178,10 @@ def _ungated(budgets: dict) -> list[str]:
     """Measured-but-unbudgeted properties: the gate's PASS says nothing about them."""
     unset = []
     slices, accuracy = budgets.get("slices", {}), budgets.get("accuracy", {})
-    if slices.get("max_subgroup_auc_gap") is None:
-        unset.append("identity-subgroup AUC gap (reported above, not judged)")
+    if slices.get("max_auc_drop_vs_teacher") is None:
+        unset.append("identity-slice AUCs against the teacher (reported above, not judged)")
+    if slices.get("max_counterfactual_shift") is None:
+        unset.append("score shift when a post names another identity group (counterfactual)")
     if slices.get("max_obfuscation_f1_drop") is None:
         unset.append("macro-F1 drop on obfuscated text")
     if not budgets.get("latency_ms"):

@@ -106,8 +106,9 @@ def _train(state, recipe, folder, console) -> str:
 def _export(state, recipe, folder, console) -> str:
     from edgemod.export import stage
 
-    _, post_training = split_overrides(state.overrides)
-    manifest = stage.run(state.out / "train", folder, post_training, console=console, recipe_path=state.recipe_path)
+    training, post_training = split_overrides(state.overrides)
+    manifest = stage.run(state.out / "train", folder, post_training, console=console, recipe_path=state.recipe_path,
+                         recipe_overrides=training)
     return f"{len(manifest.details['artifacts'])} artifacts"
 
 

@@ -8,12 +8,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgemod.budgets import Budgets
 from edgemod.errors import EdgemodError, did_you_mean, yaml_problem
 from edgemod.fsutil import sha256_text
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+from edgemod.strict_model import StrictModel
 
 
 class CounterfactualSpec(StrictModel):
@@ -284,57 +282,6 @@ class ExportSpec(StrictModel):
         if self.is_float:  # Core ML runs fp16 on the device: looser than fp32 runtimes
             return 1e-2 if self.target == "coreml" else 1e-3
         return 2e-2
-
-
-class AccuracyBudget(StrictModel):
-    min_macro_f1: float | None = None
-    max_macro_f1_drop_vs_teacher: float | None = None
-    max_auc_drop_int8: float | None = None
-    min_out_of_domain_auroc_vs_teacher: float | None = Field(
-        None, gt=0, description="student AUROC / teacher AUROC on every data.out_of_domain set")
-
-
-class ParityBudget(StrictModel):
-    min_decision_agreement: float | None = None
-    min_tasks_decision_agreement: float | None = Field(
-        None, ge=0, le=1, description="MediaPipe Tasks on raw test payloads (its own pre-processing) vs edgemod's "
-                                      "pipeline on the same `mediapipe` artifact")
-
-
-class SpeedBudget(StrictModel):
-    """Ratios measured side by side in one bench run: robust to a noisy machine."""
-
-    min_quantized_speedup_vs_float: float | None = Field(None, gt=0, description="int8 p50 vs the same target's float, 1 thread")
-    min_speedup_vs_torch_eager: float | None = Field(None, gt=0)
-    targets: list[Literal["tflite", "coreml", "onnx"]] = Field(
-        default_factory=lambda: ["tflite"], description="runtimes the speed budgets apply to (ONNX is the server fallback)")
-
-
-class SliceBudget(StrictModel):
-    max_subgroup_auc_gap: float | None = Field(None, ge=0, description="overall AUC minus the worst identity subgroup AUC")
-    max_obfuscation_f1_drop: float | None = Field(None, ge=0, description="macro-F1 on obfuscated test text vs clean")
-    min_items: int = Field(30, gt=0, description="smaller slices are reported, not gated")
-
-
-class RegressionBudget(StrictModel):
-    """Against the previous release's bench (`edgemod gate --baseline`)."""
-
-    max_latency_increase: float = Field(0.15, ge=0, description="relative, on p50 normalised by torch eager in each run")
-    max_macro_f1_drop: float = Field(0.01, ge=0)
-    max_size_increase: float = Field(0.10, ge=0, description="relative")
-
-
-class Budgets(StrictModel):
-    """`latency_ms` keys: `<artifact or target>_<p50|p90|p99>_<n>thread(s)`, e.g. `tflite_int8_static_p50_1thread`
-    or `tflite_p50_1thread` (every TFLite artifact). `size_mb` keys: an artifact name or a target."""
-
-    accuracy: AccuracyBudget = Field(default_factory=AccuracyBudget)
-    parity: ParityBudget = Field(default_factory=ParityBudget)
-    latency_ms: dict[str, float] = Field(default_factory=dict)
-    size_mb: dict[str, float] = Field(default_factory=dict)
-    speed: SpeedBudget = Field(default_factory=SpeedBudget)
-    slices: SliceBudget = Field(default_factory=SliceBudget)
-    regression: RegressionBudget = Field(default_factory=RegressionBudget)
 
 
 class Recipe(StrictModel):

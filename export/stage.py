@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemod.console import say
+from edgemod.console import activity, progress, say
 from edgemod.errors import EdgemodError
 from edgemod.export import targets
 from edgemod.export.artifact import Artifact
@@ -36,16 +36,17 @@ EXTENSIONS = {"tflite": ".tflite", "mediapipe": ".tflite", "onnx": ".onnx", "cor
 
 
 def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=None,
-        recipe_path: Path | None = None) -> Manifest:
+        recipe_path: Path | None = None, recipe_overrides: list[str] | None = None) -> Manifest:
     """Export the student of the train run at `upstream` into `out`.
 
     The recipe is the one the student was trained with; `recipe_path` may bring a newer export
-    list and budgets from an edited recipe file, as long as nothing that shaped training changed.
+    list and budgets from an edited recipe file, as long as nothing that shaped training changed
+    (`recipe_overrides`: the training overrides the run applied to that file, e.g. `edgemod run --set`).
     """
     upstream, out = Path(upstream), Path(out)
     student = load_trained_student(upstream)
     if recipe_path is not None:
-        student.recipe = _with_export_from(student.recipe, Path(recipe_path))
+        student.recipe = _with_export_from(student.recipe, Path(recipe_path), recipe_overrides or [])
     student.recipe = _resolve_recipe(student.recipe, overrides or [])
     used = {name: student.manifest.artifacts[name]
             for name in ("model.safetensors", "student.json", "thresholds.json", "predictions.parquet")}
@@ -61,10 +62,10 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
         test = TestSet.load(student, console)
         artifacts = _build(student, _specs(student.recipe), out, console)
         for artifact in artifacts:
-            say(console, f"parity of {artifact.name} on {len(test.gold)} test items")
-            artifact.record = _describe(student, artifact, test, out)
+            with progress(f"export parity of {artifact.name}", len(test.gold), console) as bar:
+                artifact.record = _describe(student, artifact, test, out, bar.advance)
         say(console, "latency at 1 and 2 threads, interleaved with torch eager")
-        latency = _latency(student, artifacts, test)
+        latency = _latency(student, artifacts, test, console)
         _write_golden(student, artifacts, test, out)
     tool_files = _copy_device_files(student, out)
     seconds = time.perf_counter() - started
@@ -81,10 +82,10 @@ def _resolve_recipe(recipe: Recipe, overrides: list[str]) -> Recipe:
     return parse_recipe(apply_overrides(recipe.model_dump(mode="json"), overrides), "recipe with overrides")
 
 
-def _with_export_from(trained: Recipe, recipe_path: Path) -> Recipe:
+def _with_export_from(trained: Recipe, recipe_path: Path, overrides: list[str]) -> Recipe:
     from edgemod.recipe import load_recipe
 
-    edited = load_recipe(recipe_path)
+    edited = load_recipe(recipe_path, overrides)
     changed = [k for k in trained.model_fields if k not in POST_TRAINING and getattr(trained, k) != getattr(edited, k)]
     if changed:
         raise EdgemodError(f"{recipe_path} differs from the recipe the student was trained with in: {', '.join(changed)}",
@@ -112,10 +113,10 @@ def _build(student: TrainedStudent, specs: list[ExportSpec], out: Path, console)
     for spec in specs:
         path = out / spec.target / f"model_{spec.scheme}{EXTENSIONS[spec.target]}"
         path.parent.mkdir(parents=True, exist_ok=True)
-        say(console, f"{spec.target} {spec.scheme} -> {path.relative_to(out)}")
-        calibration = _calibration(student, spec, calibrations, console)
-        begun = time.perf_counter()
-        artifact = targets.build(student, spec, path, built, calibration)
+        with activity(f"export {spec.target} {spec.scheme} -> {path.relative_to(out)}", console):
+            calibration = _calibration(student, spec, calibrations, console)
+            begun = time.perf_counter()
+            artifact = targets.build(student, spec, path, built, calibration)
         artifact.quantization["seconds"] = round(time.perf_counter() - begun, 1)
         built[artifact.name] = artifact
     return list(built.values())
@@ -136,8 +137,8 @@ def _calibration(student: TrainedStudent, spec: ExportSpec, calibrations: dict[i
     return calibrations[items]
 
 
-def _describe(student: TrainedStudent, artifact: Artifact, test: TestSet, out: Path) -> dict:
-    scores, mode = _artifact_scores(student, artifact, test.inputs)
+def _describe(student: TrainedStudent, artifact: Artifact, test: TestSet, out: Path, advance=None) -> dict:
+    scores, mode = _artifact_scores(student, artifact, test.inputs, advance)
     parity = parity_report(test.reference, scores, test.gold, student.labels, student.thresholds)
     size = file_ref(artifact.path, out).bytes
     artifact.record["scores"] = scores
@@ -146,14 +147,17 @@ def _describe(student: TrainedStudent, artifact: Artifact, test: TestSet, out: P
             "interface": _interface(student, artifact), "parity": parity, "parity_mode": mode}
 
 
-def _artifact_scores(student: TrainedStudent, artifact: Artifact, inputs: dict) -> tuple[np.ndarray, str]:
+def _artifact_scores(student: TrainedStudent, artifact: Artifact, inputs: dict, advance=None) -> tuple[np.ndarray, str]:
     if artifact.runs_here:
         runner = load_runner(artifact.spec.target, artifact.path, student.input_names)
-        return run_all(runner, inputs), f"measured in {artifact.spec.target} runtime"
+        return run_all(runner, inputs, advance), f"measured in {artifact.spec.target} runtime"
     estimate = artifact.estimate or student.module
     how = ("estimate: same compression applied in PyTorch (coremltools.optimize.torch)" if artifact.estimate
            else "estimate: fp32 PyTorch (fp16 rounding not modelled)")
-    return torch_scores(estimate, inputs, student.input_names), f"{how}; Core ML predictions need macOS, not run"
+    scores = torch_scores(estimate, inputs, student.input_names)
+    if advance is not None:
+        advance(len(scores))
+    return scores, f"{how}; Core ML predictions need macOS, not run"
 
 
 def _interface(student: TrainedStudent, artifact: Artifact) -> dict:
@@ -171,7 +175,7 @@ def _interface(student: TrainedStudent, artifact: Artifact) -> dict:
     return {**declared, "runtime": details}
 
 
-def _latency(student: TrainedStudent, artifacts: list[Artifact], test: TestSet) -> dict:
+def _latency(student: TrainedStudent, artifacts: list[Artifact], test: TestSet, console=None) -> dict:
     """p50 per artifact at 1 and 2 threads, interleaved with torch eager fp32 in the same run."""
     item = {n: a[:1] for n, a in test.inputs.items()}
     results = {}
@@ -181,7 +185,9 @@ def _latency(student: TrainedStudent, artifacts: list[Artifact], test: TestSet) 
             if artifact.runs_here:
                 runner = load_runner(artifact.spec.target, artifact.path, student.input_names, threads)
                 calls[artifact.name] = _bound(runner, item)
-        results[f"{threads}_thread"] = interleaved(calls, rounds=5, runs=60)
+        with progress(f"export latency, {threads} thread{'s' * (threads > 1)}", 5 * 60 * len(calls), console,
+                      unit="calls") as bar:
+            results[f"{threads}_thread"] = interleaved(calls, rounds=5, runs=60, advance=bar.advance)
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

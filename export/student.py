@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemod.console import activity
 from edgemod.errors import EdgemodError
 from edgemod.manifest import Manifest, read_manifest, verify_artifacts
 from edgemod.recipe import Recipe, parse_recipe
@@ -161,10 +162,9 @@ class TestSet:
         if table.empty:
             raise EdgemodError(f"the train run {student.run_dir} scored no test items",
                                "set data.test in the recipe and re-run `edgemod train`")
-        if console is not None:
-            console.print(f"encoding {len(table)} test items")
-        inputs = student.encode(table[student.payload_column].tolist())
-        reference = torch_scores(student.module, inputs, student.input_names)
+        with activity(f"encode {len(table)} test items and score them with the fp32 student", console):
+            inputs = student.encode(table[student.payload_column].tolist())
+            reference = torch_scores(student.module, inputs, student.input_names)
         labels = student.labels
         if student.recipe.multi_label:
             gold = np.array([[int(name in str(v).split("|")) for name in labels] for v in table["label"]])

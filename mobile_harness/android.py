@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgemod.console import activity
 from edgemod.errors import EdgemodError
 
 REMOTE_DIR = "/data/local/tmp/edgemod"  # the shell user may write and execute here
@@ -308,7 +309,12 @@ class AndroidDevice:
         return self.run([*self.prefix(), "shell", "getprop", "ro.product.model"]).strip()
 
     def execute(self, steps: list[Command]) -> list[str]:
-        return [self.run(step.argv) for step in steps]
+        """Run the steps in order; each logs a start and an end line (a push or a benchmark takes minutes)."""
+        outputs = []
+        for step in steps:
+            with activity(f"android: {step.purpose}"):
+                outputs.append(self.run(step.argv))
+        return outputs
 
 
 def _state_hint(state: str | None, ready: list[str]) -> str:

@@ -21,6 +21,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from edgemod.console import activity
 from edgemod.errors import EdgemodError
 from edgemod.mobile_harness.android import Command
 
@@ -175,8 +176,10 @@ def ios_test(driver: XcodeDriver, export_dir: Path, artifact: str, out_dir: Path
     out_dir.mkdir(parents=True, exist_ok=True)
     steps, env = ios_plan(Path(export_dir), artifact, out_dir, simulator_destination(device), project, workspace,
                           compute_units, driver.xcrun, driver.xcodebuild)
-    driver.run(steps[0])
-    output = driver.run(steps[1], env=env, check=False)
+    with activity(f"ios: {steps[0].purpose}"):
+        driver.run(steps[0])
+    with activity(f"ios: {steps[1].purpose} on {device['name']}"):
+        output = driver.run(steps[1], env=env, check=False)
     result = parse_xcodebuild_test(output)
     if result["succeeded"] is None:
         raise EdgemodError(f"xcodebuild did not run the tests: {output.strip()[-800:]}",

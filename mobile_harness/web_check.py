@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from edgemod.console import activity
 from edgemod.errors import EdgemodError
 from edgemod.registry.release import TASKS_SCHEMA, tasks_index
 
@@ -196,7 +197,8 @@ def _run_browser(node: str, url: str, web_folder: Path, chromium, screenshot) ->
         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
         command += ["--screenshot", str(Path(screenshot).resolve())]
     try:
-        done = subprocess.run(command, cwd=WEB_DIR, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S)
+        with activity("web: golden vectors in headless Chromium"):
+            done = subprocess.run(command, cwd=WEB_DIR, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise EdgemodError(f"the browser check took over {BROWSER_TIMEOUT_S} s",
                            "open the page by hand (`edgemod harness web FOLDER --serve`) and look at its console") from None

@@ -11,8 +11,8 @@ from edgemod.cli import main
 from edgemod.manifest import read_manifest, write_manifest
 
 EXPORTS = "export=[{target: tflite, quant: int8_dynamic}, {target: onnx, quant: int8_dynamic}]"
-GENEROUS = ["budgets.size_mb={tflite: 50}", "budgets.latency_ms={tflite_p50_1thread: 1000}",
-            "budgets.parity.min_decision_agreement=0.5", "budgets.speed.min_speedup_vs_torch_eager=0.01"]
+GENEROUS = ["budgets.size_mb={tflite: 50}", "budgets.devices.host.latency_ms={tflite_p50_1thread: 1000}",
+            "budgets.parity.min_decision_agreement=0.5", "budgets.devices.host.min_speedup_vs_torch_eager=0.01"]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,11 @@ def test_gate_passes_generous_budgets_and_writes_reports(benched, tmp_path):
 
 
 def test_gate_fails_on_latency_over_budget(benched, tmp_path):
-    result = gate.run(benched, tmp_path / "gate", overrides=[*GENEROUS, "budgets.latency_ms={tflite_p50_1thread: 0.00001}"])
+    tight = "budgets.devices.host.latency_ms={tflite_p50_1thread: 0.00001}"
+    result = gate.run(benched, tmp_path / "gate", overrides=[*GENEROUS, tight])
     assert result["verdict"] == "fail" and _failed(result) == {"latency p50 1 thread(s) (ms)"}
+    assert {c["device"] for c in result["checks"] if c["name"].startswith("latency")} == {"host"}
+    assert "| host |" in (tmp_path / "gate" / "gate.md").read_text()
 
 
 def test_gate_fails_on_size_over_budget(benched, tmp_path):
@@ -133,5 +136,37 @@ def test_gate_cli_exit_codes(benched, tmp_path):
     assert main(["gate", str(benched), "--out", str(tmp_path / "a"), *sets]) == 0
     assert main(["gate", str(benched), "--out", str(tmp_path / "b"), *sets,
                  "--set", "budgets.size_mb={tflite: 0.0001}"]) == 1
-    assert main(["gate", str(benched), "--out", str(tmp_path / "c"), "--set", "budgets.latency_ms={fast: 1}"]) == 2
+    assert main(["gate", str(benched), "--out", str(tmp_path / "c"), "--set", "budgets.devices.host.latency_ms={fast: 1}"]) == 2
     assert main(["gate", str(tmp_path / "nothing"), "--out", str(tmp_path / "d")]) == 2
+
+
+def test_bench_records_the_device_class_of_its_timings(benched):
+    device = json.loads((benched / "bench.json").read_text())["device"]
+    assert device["classes"][0] == "host" and device["class"] in device["classes"]
+    assert device["unit"] == "ms" and device["threads"] == [1, 2] and device["isa"]
+
+
+def test_a_required_class_that_was_not_measured_fails_with_a_fix(benched, tmp_path):
+    result = gate.run(benched, tmp_path / "gate", overrides=[
+        *GENEROUS, "budgets.required_devices=[host, arm64-a76, x86-amx]",
+        "budgets.devices.arm64-a76={min_quantized_speedup_vs_float: 1.3}"])
+    failed = {c["subject"]: c for c in result["checks"] if not c["passed"]}
+    if "arm64-a76" not in json.loads((benched / "bench.json").read_text()).get("arm", {}).get("classes", {}):
+        assert failed["arm64-a76"]["detail"].startswith("fix:") and "setup_arm.sh" in failed["arm64-a76"]["detail"]
+    assert failed["x86-amx"]["detail"].startswith("fix:") and result["verdict"] == "fail"
+
+
+def test_an_optional_class_that_was_not_measured_is_listed_not_passed(benched, tmp_path):
+    phone = "budgets.devices.ios:iphone15={latency_ms: {tflite_p50_1thread: 1}}"
+    result = gate.run(benched, tmp_path / "gate", overrides=[*GENEROUS, phone])
+    row = next(c for c in result["checks"] if c["subject"] == "ios:iphone15")
+    assert row["status"] == "not measured" and result["verdict"] == "pass"
+    assert "⏭ not measured" in (tmp_path / "gate" / "gate.md").read_text()
+    assert ElementTree.parse(tmp_path / "gate" / "junit.xml").getroot().find(".//skipped") is not None
+
+
+def test_old_latency_budget_keys_say_where_they_moved(benched, tmp_path):
+    from edgemod.errors import EdgemodError
+
+    with pytest.raises(EdgemodError, match="devices.<class>.latency_ms"):
+        gate.run(benched, tmp_path / "gate", overrides=["budgets.latency_ms={tflite_p50_1thread: 1}"])

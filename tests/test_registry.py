@@ -180,9 +180,9 @@ def test_publish_then_pull_every_platform(where, runs, keys, tmp_path, s3_server
         url, _ = http_server(tmp_path / "registry")
     reader = Registry(config(url, keys, s3_endpoint_url=s3_server))
     for platform, ref in (("android", "tiny-hate@1.4.0"), ("ios", "tiny-hate@stable"), ("onnx", "tiny-hate@1.4.0")):
-        pulled = reader.pull(parse_ref(ref), platform, tmp_path / f"pulled-{platform}")
+        pulled = reader.pull(parse_ref(ref), platform, tmp_path / "pulled" / platform)  # `pulled/` does not exist yet
         assert pulled.version == "1.4.0" and pulled.key_id
-        _check_pulled(tmp_path / f"pulled-{platform}", runs, platform)
+        _check_pulled(tmp_path / "pulled" / platform, runs, platform)
     models = reader.index()["models"]
     assert list(models["tiny-hate"]["versions"]) == ["1.4.0"] and models["tiny-hate"]["channels"] == {"stable": "1.4.0"}
     shown = reader.show(parse_ref("tiny-hate@stable"))

@@ -12,13 +12,13 @@ from typing import Literal
 
 import numpy as np
 
-from edgemod.console import say
+from edgemod.console import progress, say
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import atomic_path, sha256_text
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, write_manifest
 from edgemod.recipe import Recipe
 from edgemod.training.items import collect_items, dataset_inputs
-from edgemod.training.label_shards import chunk_items, plan_chunks, progress_bar, store_chunk
+from edgemod.training.label_shards import chunk_items, plan_chunks, store_chunk
 from edgemod.training.teachers.base import TeacherContext, build_teacher, teacher_name
 from edgemod.training.teachers.mapping import combine, map_scores
 
@@ -99,11 +99,11 @@ def _reuse(done: Manifest, recipe: Recipe, out: Path, console) -> Manifest:
 def _score_with_resume(teacher, name, items, shard_dir: Path, chunk_size: int, console) -> dict[str, np.ndarray]:
     """Scores for every item key, reading finished shards and scoring only what is missing."""
     done, chunks = plan_chunks(name, items, shard_dir, chunk_size, console)
-    with progress_bar(name, sum(len(c) for _, c in chunks), console) as advance:
+    with progress(f"label {name}", sum(len(c) for _, c in chunks), console) as bar:
         for shard, chunk in chunks:
             probs = np.asarray(teacher.predict_proba(chunk_items(chunk)), dtype=np.float32)
             store_chunk(shard, chunk, probs, teacher.labels, name, done)
-            advance(len(chunk))
+            bar.advance(len(chunk))
     return done
 
 

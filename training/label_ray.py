@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemod.console import progress
 from edgemod.errors import EdgemodError, MissingDependencyError
 from edgemod.recipe import Recipe, TeacherSpec
-from edgemod.training.label_shards import chunk_items, plan_chunks, progress_bar, store_chunk
+from edgemod.training.label_shards import chunk_items, plan_chunks, store_chunk
 
 log = logging.getLogger(__name__)
 API_KINDS = {"openai", "anthropic", "hive"}
@@ -40,11 +41,11 @@ def score_with_ray(teacher_spec: TeacherSpec, recipe: Recipe, name: str, items, 
     actors = _start_actors(ray, teacher_spec, recipe, workers, cache_dir, identity)
     try:
         labels = ray.get([actor.labels.remote() for actor in actors])[0]  # loads every teacher first
-        with progress_bar(name, sum(len(c) for _, c in chunks), console) as advance:
+        with progress(f"label {name}", sum(len(c) for _, c in chunks), console) as bar:
             for index, probs in _score_chunks(actors, chunks):
                 shard, chunk = chunks[index]
                 store_chunk(shard, chunk, probs, labels, name, done)
-                advance(len(chunk))
+                bar.advance(len(chunk))
     except ray.exceptions.RayTaskError as error:
         if isinstance(error.cause, EdgemodError):  # show the teacher's own message and hint
             raise error.cause from None

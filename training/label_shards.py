@@ -4,8 +4,6 @@ run may resume on either engine."""
 from __future__ import annotations
 
 import logging
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,26 +40,6 @@ def store_chunk(shard: Path, chunk, probs: np.ndarray, labels: list[str], name: 
     _check_scores(probs, len(chunk), labels, name)
     _write_shard(shard, chunk["key"].tolist(), probs, labels)
     done.update(zip(chunk["key"], probs))
-
-
-@contextmanager
-def progress_bar(name: str, total: int, console):
-    """A rich progress bar; yields `advance(n)`."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    started, finished = time.time(), 0
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]} items/s"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"label {name}", total=total, rate="-")
-
-        def advance(n: int) -> None:
-            nonlocal finished
-            finished += n
-            rate = finished / max(time.time() - started, 1e-9)
-            progress.update(task, advance=n, rate=f"{rate:,.0f}")
-
-        yield advance
 
 
 def chunk_items(chunk) -> list[Item]:

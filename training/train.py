@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemod.console import say
+from edgemod.console import activity, progress, say
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
@@ -152,7 +152,6 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
     averages the gradients, and rank 0 alone saves checkpoints (also every few steps, so a killed
     worker costs at most those steps: the restarted group skips the batches already done)."""
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     dist = dist or DistributedContext()
     spec = recipe.distill
@@ -169,13 +168,10 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
     state = _resume(checkpoints, key, model, optimizer, scheduler, console, dist)
     trained, device = dist.wrap(model), dist.device()
     save_every = _checkpoint_every(steps_per_epoch) if dist.enabled else 0
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]} samples/s  loss {task.fields[loss]}"), TimeElapsedColumn()]
-    with Progress(*columns, console=console, disable=not dist.is_main) as progress:
-        for epoch in range(state["epoch"] + 1, spec.epochs + 1):
-            done = state.get("step_in_epoch", 0)  # > 0 only when resuming inside this epoch
-            task = progress.add_task(f"epoch {epoch}/{spec.epochs}", total=steps_per_epoch, completed=done,
-                                     rate="-", loss="-")
+    for epoch in range(state["epoch"] + 1, spec.epochs + 1):
+        done = state.get("step_in_epoch", 0)  # > 0 only when resuming inside this epoch
+        with progress(f"train epoch {epoch}/{spec.epochs}", steps_per_epoch, console, unit="steps", completed=done,
+                      enabled=dist.is_main) as bar:
             trained.train()
             freezing.keep_frozen(model, frozen)
             torch.manual_seed(spec.seed + epoch)  # dropout masks reproducible after a resume
@@ -203,8 +199,7 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
                 state["step_in_epoch"] = number + 1
                 seen += _global_rows(number, len(splits["train"].keys), spec.batch_size)
                 loss_sum, batches = loss_sum + loss.item(), batches + 1
-                progress.update(task, advance=1, loss=f"{loss.item():.4f}",
-                                rate=f"{seen / max(time.time() - started, 1e-9):,.0f}")
+                bar.advance(note=f"loss {loss.item():.4f}, {seen / max(time.time() - started, 1e-9):,.0f} samples/s")
                 if state["step"] >= total_steps:
                     break
                 if save_every and state["step_in_epoch"] % save_every == 0:
@@ -212,22 +207,23 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
                     state["epoch_loss"] = (loss_sum, batches)
                     if dist.is_main:
                         _save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
+        with activity(f"train validation, epoch {epoch}", console, enabled=dist.is_main):
             score = dist.broadcast_object(_validation_f1(model, inputs, splits["validation"], recipe))
-            state["history"].append({"epoch": epoch, "validation_macro_f1": score, "step": state["step"],
-                                     "train_loss": round(dist.all_reduce_mean(loss_sum / max(batches, 1)), 6),
-                                     "samples_per_s": round(seen / max(time.time() - started, 1e-9), 1)})
-            say(console, f"epoch {epoch}: validation macro-F1 {score:.4f}")
-            if score > state["best"]:
-                state["best"], state["best_epoch"] = score, epoch
-                if dist.is_main:
-                    _save_weights(model, checkpoints / "best.safetensors")
-            state["epoch"], state["step_in_epoch"] = epoch, 0
+        state["history"].append({"epoch": epoch, "validation_macro_f1": score, "step": state["step"],
+                                 "train_loss": round(dist.all_reduce_mean(loss_sum / max(batches, 1)), 6),
+                                 "samples_per_s": round(seen / max(time.time() - started, 1e-9), 1)})
+        say(console, f"epoch {epoch}: validation macro-F1 {score:.4f}")
+        if score > state["best"]:
+            state["best"], state["best_epoch"] = score, epoch
             if dist.is_main:
-                _save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
-            dist.barrier()  # the checkpoint is on disk before any rank goes on
-            if epoch - state["best_epoch"] >= spec.patience or state["step"] >= total_steps:
-                say(console, f"stopping after epoch {epoch} (best epoch {state['best_epoch']})")
-                break
+                _save_weights(model, checkpoints / "best.safetensors")
+        state["epoch"], state["step_in_epoch"] = epoch, 0
+        if dist.is_main:
+            _save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
+        dist.barrier()  # the checkpoint is on disk before any rank goes on
+        if epoch - state["best_epoch"] >= spec.patience or state["step"] >= total_steps:
+            say(console, f"stopping after epoch {epoch} (best epoch {state['best_epoch']})")
+            break
     return state["history"]
 
 

@@ -112,6 +112,7 @@ def fetch_release(backend: Backend, ref: Ref, version: str, release: Blob, trust
     staging = out.with_name(f".{out.name}.partial")
     downloaded, resumed, folder = 0, [], None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # `--out a/b/android` on a fresh clone: make a/b
         folder = _open_staging(staging, f"{sha256_bytes(release.data)} {platform}\n")
         crash_point("pull:after-staging")
         for path, file in files:

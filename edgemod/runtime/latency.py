@@ -11,7 +11,8 @@ import numpy as np
 
 
 def interleaved(calls: dict[str, Callable[[], object]], rounds: int = 5, runs: int = 100,
-                warmup: int = 20, keep_samples: bool = False) -> dict[str, dict]:
+                warmup: int = 20, keep_samples: bool = False,
+                advance: Callable[[int], None] | None = None) -> dict[str, dict]:
     """Time several calls in alternating rounds, so a noisy neighbour hits them all alike.
 
     Args:
@@ -19,6 +20,8 @@ def interleaved(calls: dict[str, Callable[[], object]], rounds: int = 5, runs: i
         rounds: how many times the calls take turns; `runs` timed calls each per round.
         warmup: untimed calls per call before the first round.
         keep_samples: also return every timed call in milliseconds.
+        advance: called with `runs` after each call's turn in a round (a progress report; the
+            timed calls in all are `rounds * runs * len(calls)`).
 
     Returns:
         name -> p50/p90/p99/mean in milliseconds, the spread of the per-round medians relative to
@@ -34,6 +37,8 @@ def interleaved(calls: dict[str, Callable[[], object]], rounds: int = 5, runs: i
                 start = time.perf_counter()
                 call()
                 samples[name].append((time.perf_counter() - start) * 1e3)
+            if advance is not None:
+                advance(runs)
     out = {}
     for name, values in samples.items():
         values = np.asarray(values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -224,7 +225,14 @@ def load_runner(target: str, path: str | Path, input_names: tuple[str, ...], thr
         raise MissingDependencyError(package, f"running {target} artifacts") from error
 
 
-def run_all(runner: Runner, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """Scores for a whole split, one item at a time (artifacts have batch size 1, like a device)."""
+def run_all(runner: Runner, inputs: dict[str, np.ndarray], advance: Callable[[int], None] | None = None) -> np.ndarray:
+    """Scores for a whole split, one item at a time (artifacts have batch size 1, like a device).
+
+    `advance(1)`, when given, is called after each item (a progress report)."""
     count = len(next(iter(inputs.values())))
-    return np.concatenate([runner({n: a[i:i + 1] for n, a in inputs.items()}) for i in range(count)])
+    rows = []
+    for i in range(count):
+        rows.append(runner({n: a[i:i + 1] for n, a in inputs.items()}))
+        if advance is not None:
+            advance(1)
+    return np.concatenate(rows)

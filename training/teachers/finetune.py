@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemod.catalog import load_split
+from edgemod.console import progress, say
 from edgemod.errors import EdgemodError, MissingDependencyError
 from edgemod.manifest import Manifest, file_ref, write_manifest
 from edgemod.recipe import Recipe
@@ -45,7 +46,9 @@ def _batches(n: int, size: int, rng: np.random.Generator | None):
         yield order[start:start + size]
 
 
-def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 128) -> np.ndarray:
+def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 128,
+                   advance=None) -> np.ndarray:
+    """Logits in input order; `advance(n)`, when given, is called with each batch's size."""
     import torch
 
     model.eval()
@@ -57,13 +60,16 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
             chosen = order[idx]
             enc = _encode(tokenizer, [texts[i] for i in chosen], max_length)
             out[chosen] = model(**enc).logits.float().numpy()
+            if advance is not None:
+                advance(len(chosen))
     return out
 
 
-def run(recipe: Recipe, out: Path, config: FinetuneConfig) -> Manifest:
-    """Fine-tune MiniLM-L6 on the recipe's train split; keep the epoch best on validation."""
+def run(recipe: Recipe, out: Path, config: FinetuneConfig, console=None) -> Manifest:
+    """Fine-tune MiniLM-L6 on the recipe's train split; keep the epoch best on validation.
+
+    `console`: the CLI's rich console for progress (see `edgemod.console.progress`); None logs it."""
     import torch
-    from rich.progress import Progress
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from edgemod.training.metrics import classification_report
@@ -95,8 +101,7 @@ def run(recipe: Recipe, out: Path, config: FinetuneConfig) -> Manifest:
     texts = train["text"].tolist()
     best_f1, best_state, history = -1.0, None, []
     started = time.time()
-    with Progress() as progress:
-        task = progress.add_task("fine-tuning teacher", total=steps)
+    with progress("teacher fine-tune", steps, console, unit="steps") as bar:
         for epoch in range(config.epochs):
             model.train()
             for idx in _batches(len(texts), config.batch_size, rng):
@@ -106,16 +111,22 @@ def run(recipe: Recipe, out: Path, config: FinetuneConfig) -> Manifest:
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                progress.update(task, advance=1, description=f"epoch {epoch + 1} loss {loss.item():.3f}")
-            val_logits = predict_logits(model, tokenizer, valid["text"].tolist(), config.max_length)
+                bar.advance(note=f"epoch {epoch + 1}, loss {loss.item():.3f}")
+            val_logits = _scored(model, tokenizer, valid, config, f"teacher validation, epoch {epoch + 1}", console)
             report = classification_report(valid["label"].tolist(), _softmax(val_logits), labels)
             history.append({"epoch": epoch + 1, "validation_macro_f1": report["macro_f1"]})
-            progress.console.print(f"epoch {epoch + 1}: validation macro-F1 {report['macro_f1']:.4f}")
+            say(console, f"epoch {epoch + 1}: validation macro-F1 {report['macro_f1']:.4f}")
             if report["macro_f1"] > best_f1:
                 best_f1 = report["macro_f1"]
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
-    return _save(recipe, out, config, model, tokenizer, valid, test, history, time.time() - started)
+    return _save(recipe, out, config, model, tokenizer, valid, test, history, time.time() - started, console)
+
+
+def _scored(model, tokenizer, frame, config: FinetuneConfig, label: str, console) -> np.ndarray:
+    """Logits of a split's texts, with progress (a large split takes minutes on a few cores)."""
+    with progress(label, len(frame), console, unit="texts") as bar:
+        return predict_logits(model, tokenizer, frame["text"].tolist(), config.max_length, advance=bar.advance)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -123,7 +134,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def _save(recipe, out, config, model, tokenizer, valid, test, history, seconds) -> Manifest:
+def _save(recipe, out, config, model, tokenizer, valid, test, history, seconds, console) -> Manifest:
     import shutil
     import tempfile
 
@@ -137,7 +148,7 @@ def _save(recipe, out, config, model, tokenizer, valid, test, history, seconds) 
     metrics = {"train_seconds": round(seconds, 1), "history": history,
                "parameters": sum(p.numel() for p in model.parameters())}
     for split, frame in (("validation", valid), ("test", test)):
-        probs = _softmax(predict_logits(model, tokenizer, frame["text"].tolist(), config.max_length))
+        probs = _softmax(_scored(model, tokenizer, frame, config, f"teacher {split} scores", console))
         metrics[split] = classification_report(frame["label"].tolist(), probs, recipe.labels)
     manifest = Manifest(
         stage="teacher", name=f"{recipe.name}-teacher", recipe=recipe.model_dump(mode="json"),
