@@ -19,12 +19,12 @@ import numpy as np
 from edgemod.benchmarks.accuracy import accuracy_at_thresholds
 from edgemod.benchmarks.arm_bench import arm_results, arm_setup_key
 from edgemod.benchmarks.device_class import host_device
+from edgemod.benchmarks.integrity import integrity_of
 from edgemod.benchmarks.slices import agreement_interval
 from edgemod.console import activity, progress, say
 from edgemod.export.student import TestSet, TrainedStudent, load_trained_student, torch_scores
 from edgemod.fsutil import atomic_path, write_json_atomic
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_manifest, write_manifest
-from edgemod.manifest import _sha256_of as sha256_of
 from edgemod.runtime.decision import decide
 from edgemod.runtime.latency import interleaved
 from edgemod.runtime.runners import TorchRunner, coreml_can_predict, load_runner, run_all
@@ -82,19 +82,6 @@ def run(upstream: Path, out: Path, console=None, quick: bool = False, arm: bool 
     results["arm"] = arm_results(student, upstream, runnable, console) if arm else {"not_measured_because": "bench --no-arm"}
     results["seconds"] = round(time.perf_counter() - started, 1)
     return _finish(export, student, used, key, results, scores, samples, test, out, console)
-
-
-def integrity_of(export_dir: Path, export: Manifest) -> dict[str, str]:
-    status = {}
-    for name, record in export.details["artifacts"].items():
-        path, ref = export_dir / record["file"], export.artifacts.get(name)
-        if not path.exists():
-            status[name] = "missing"
-        elif ref is None or sha256_of(path) != ref.sha256:
-            status[name] = "sha256 mismatch"
-        else:
-            status[name] = "ok"
-    return status
 
 
 def _scores(student: TrainedStudent, export_dir: Path, runnable: dict, test: TestSet, console) -> dict[str, np.ndarray]:

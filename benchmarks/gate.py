@@ -15,6 +15,7 @@ from pathlib import Path
 from edgemod.benchmarks.device_class import describe
 from edgemod.benchmarks.gate_check import Check
 from edgemod.benchmarks.gate_devices import device_checks, measured_classes, regression_checks
+from edgemod.benchmarks.integrity import integrity_of
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import write_json_atomic, write_text_atomic
 from edgemod.manifest import Manifest, file_ref, read_manifest, write_manifest
@@ -28,6 +29,33 @@ def run(bench_dir: Path, out: Path, baseline: Path | None = None, overrides: lis
     bench_dir, out = Path(bench_dir), Path(out)
     bench = read_manifest(bench_dir, "bench")
     recipe = _recipe(bench, recipe_path, overrides or [])
+    gate = _judge(bench, recipe, baseline)
+    _write(gate, bench, bench_dir, recipe, out, baseline)
+    _print(console, gate)
+    return gate
+
+
+def evaluate(bench_dir: Path, baseline: Path | None = None, overrides: list[str] | None = None,
+             recipe_path: Path | None = None, budgets: dict | None = None) -> dict:
+    """The gate `run` would write (`gate.json`), computed in memory: nothing is written.
+
+    Args:
+        budgets: judge with these budgets (a gate manifest's recipe records the ones its gate used)
+            instead of the bench run's recipe, `recipe_path` and `overrides`.
+
+    Deterministic for the same bench folder, export files, baseline and budgets: every check reads
+    recorded measurements (host timings, ARM instruction counts) or hashes files as they are now.
+    `edgemod publish` uses it to refuse a gate folder whose verdict was edited by hand.
+    """
+    bench_dir = Path(bench_dir)
+    bench = read_manifest(bench_dir, "bench")
+    recipe = _recipe(bench, recipe_path, overrides or [])
+    if budgets is not None:
+        recipe = parse_recipe({**recipe.model_dump(mode="json"), "budgets": budgets}, "recipe with the gate's budgets")
+    return _judge(bench, recipe, baseline)
+
+
+def _judge(bench: Manifest, recipe: Recipe, baseline: Path | None) -> dict:
     results = bench.metrics
     shipped = _shipped(recipe, results)
     checks = [*_integrity_checks(bench, results), *_size_checks(recipe, results, shipped),
@@ -38,12 +66,9 @@ def run(bench_dir: Path, out: Path, baseline: Path | None = None, overrides: lis
         checks += _regression_checks(recipe, results, read_manifest(baseline, "bench").metrics, shipped)
     verdict = "pass" if all(c.passed for c in checks) else "fail"
     order = {"fail": 0, "warning": 1, "not measured": 2, "pass": 3}
-    gate = {"verdict": verdict, "recipe": recipe.name, "baseline": str(baseline) if baseline else None,
+    return {"verdict": verdict, "recipe": recipe.name, "baseline": str(baseline) if baseline else None,
             "measured_on": {name: describe(record) for name, record in measured_classes(results).items()},
             "checks": [{**asdict(c), "status": c.status} for c in sorted(checks, key=lambda c: order[c.status])]}
-    _write(gate, bench, bench_dir, recipe, out)
-    _print(console, gate)
-    return gate
 
 
 def _recipe(bench: Manifest, recipe_path: Path | None, overrides: list[str]) -> Recipe:
@@ -65,8 +90,6 @@ def _shipped(recipe: Recipe, results: dict) -> set[str]:
 
 def _integrity_checks(bench: Manifest, results: dict) -> list[Check]:
     """Files as they are now, not only as they were at bench time."""
-    from edgemod.benchmarks.bench import integrity_of
-
     export_dir = Path(bench.details["export_run"])
     now = integrity_of(export_dir, read_manifest(export_dir, "export")) if (export_dir / "manifest.json").exists() \
         else {name: "export run missing" for name in results["artifacts"]}
@@ -208,7 +231,7 @@ def _regression_checks(recipe: Recipe, results: dict, previous: dict, shipped: s
     return checks
 
 
-def _write(gate: dict, bench: Manifest, bench_dir: Path, recipe: Recipe, out: Path) -> None:
+def _write(gate: dict, bench: Manifest, bench_dir: Path, recipe: Recipe, out: Path, baseline: Path | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "gate.json", gate)
     write_text_atomic(out / "gate.md", markdown(gate))
@@ -226,7 +249,9 @@ def _write(gate: dict, bench: Manifest, bench_dir: Path, recipe: Recipe, out: Pa
                         artifacts={f: file_ref(out / f, out) for f in files},
                         metrics={"verdict": gate["verdict"], "failed": sum(not c["passed"] for c in gate["checks"]),
                                  "checks": len(gate["checks"])},
-                        details={"bench_run": str(bench_dir.resolve()), "baseline": gate["baseline"]})
+                        # resolved, so `edgemod publish` can re-run the checks from any folder
+                        details={"bench_run": str(bench_dir.resolve()),
+                                 "baseline": str(Path(baseline).resolve()) if baseline else None})
     write_manifest(out, manifest)
 
 

@@ -420,8 +420,9 @@ def _identity_section(run: BenchRun) -> str:
     before = (" unmitigated_student is the same student trained without it, on the same run."
               if any(m == "unmitigated_student" for m in models) else "")
     intro = _e(f"Jigsaw unintended-bias AUCs per identity mentioned. Overall AUC: {overall}. Red: the worst gated "
-               f"group per model; grey rows have too few items to be gated. Fairness mitigation of the shipped "
-               f"student (distill.fairness.method): {method}.{before}")
+               f"group per model; grey rows have too few items to be gated. Under each AUC: its 95 % bootstrap "
+               f"interval (test items resampled); the gate compares the student with the teacher per slice. "
+               f"Fairness mitigation of the shipped student (distill.fairness.method): {method}.{before}")
     return _section("identity", f'<div class="tables">{tables}</div>', intro)
 
 
@@ -446,10 +447,16 @@ def _identity_table(models: dict, key: str) -> str:
         first = next(iter(models.values()))["groups"][group]
         cells = f"<td>{_e(group)}</td>{_cell(first.get('items'))}"
         for model, identity in models.items():
-            value = identity["groups"].get(group, {}).get(key)
-            cells += _cell(value, 3, "num worst" if worst[model] == group else "num")
+            entry = identity["groups"].get(group, {})
+            cells += _interval_cell(entry.get(key), entry.get(f"{key}_interval"), worst[model] == group)
         rows.append(("" if first.get("gated", True) else "ungated", cells))
     return _table(["group", "items", *models], rows)
+
+
+def _interval_cell(value, interval, worst: bool) -> str:
+    """An AUC with its bootstrap interval underneath, when the bench measured one."""
+    below = f'<br><span class="small">[{_num(interval[0])}, {_num(interval[1])}]</span>' if interval else ""
+    return f'<td class="{"num worst" if worst else "num"}">{_num(value, 3)}{below}</td>'
 
 
 def _robustness_section(run: BenchRun) -> str:

@@ -141,7 +141,7 @@ def _load_catalog_cached(path: str, mtime: float) -> Catalog:
     fix = f"fix the catalog file, or point {CATALOG_ENV} at the project's datasets.yaml"
     try:
         data = yaml.safe_load(read_user_text(path, "dataset catalog"))
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError) as error:  # ValueError: an int of over 4300 digits
         raise EdgemodError(f"dataset catalog {path} is not valid YAML: {yaml_problem(error)}", fix) from None
     if not isinstance(data, dict) or not isinstance(data.get("datasets", {}), dict):
         raise EdgemodError(f"dataset catalog {path} must be a mapping with a `datasets:` mapping", fix)

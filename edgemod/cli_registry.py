@@ -43,9 +43,16 @@ def publish_command(
 ) -> None:
     """Publish a gated run as NAME@VERSION: per-platform models, golden vectors, reports, model card, signed manifest."""
     from edgemod.manifest import read_manifest
+    from edgemod.pipeline_publish import verify_gate
     from edgemod.registry.core import publish
+    from edgemod.registry.refs import check_channel, check_name, check_version
 
-    name = name or read_manifest(gate_run, "gate").name
+    name = read_manifest(gate_run, "gate").name if name is None else name  # `--name ""` is an error, not the default
+    check_name(name)
+    check_version(version)
+    if channel is not None:
+        check_channel(channel)
+    verify_gate(gate_run)  # before the registry trusts gate.json's verdict
     result = publish(gate_run, name, version, channel, reclaim, _config(config, registry, signing_key=key))
     pointed = f", channel {result.channel} → {result.version}" if result.channel else ""
     console.print(f"[green]published[/green] {result.name}@{result.version}: {result.files} files, "
@@ -175,16 +182,24 @@ def keygen_command(
 
 def check_command(
     repair: Annotated[bool, typer.Option(help="complete or roll back what dead writers left; rebuild channels, index")] = False,
-    registry: RegistryOption = None, config: ConfigOption = None,
+    deep: Annotated[bool, typer.Option(help="also verify every release's signature and the sha256 of every file "
+                                            "(reads every byte; needs trusted keys)")] = False,
+    trusted_key: TrustedOption = None, registry: RegistryOption = None, config: ConfigOption = None,
 ) -> None:
-    """Check that every release is recorded once and channels point at releases; exit 2 with a fix when not."""
+    """Check that every release is recorded once and channels point at releases (--deep: and that every file
+    matches its signed sha256); exit 2 with a fix when not."""
+    import time
+
     from edgemod.errors import EdgemodError
     from edgemod.registry.check import check
     from edgemod.registry.core import Registry
 
-    target = Registry(_config(config, registry))
+    target = Registry(_config(config, registry, trusted_keys=trusted_key))
     target._require_writable()
-    report = check(target, repair)
+    target.require_found()
+    started = time.perf_counter()
+    report = check(target, repair, deep)
+    seconds = time.perf_counter() - started
     for action in report.repaired:
         console.print(f"[green]repaired[/green] {action}")
     for intent in report.in_progress:
@@ -194,10 +209,17 @@ def check_command(
         console.print(f"[red]inconsistent[/red] {finding.where}: {finding.problem} ({how})", highlight=False)
     if report.findings:
         left = [f for f in report.findings if not f.repairable]
-        hint = ("run `edgemod registry check --repair`" if not left else
-                "fix the findings marked 'by hand', then run `edgemod registry check --repair`")
+        if not left:
+            hint = "run `edgemod registry check --repair`"
+        elif len(left) < len(report.findings):
+            hint = "fix the findings marked 'by hand', then run `edgemod registry check --repair`"
+        else:  # --repair would do nothing
+            hint = left[0].fix if len(left) == 1 else "fix the findings marked 'by hand', as each says"
         raise EdgemodError(f"{len(report.findings)} inconsistencies in {target.backend.url}", hint)
-    console.print(f"[green]consistent[/green] {target.backend.url}: every release recorded once, channels point at releases")
+    read = (f"; every release's signature and the sha256 of its {report.files_read} files "
+            f"({report.bytes_read / 1e6:.2f} MB, {report.releases_read} releases) verified in {seconds:.2f} s" if deep else "")
+    console.print(f"[green]consistent[/green] {target.backend.url}: every release recorded once, channels point at "
+                  f"releases{read}")
 
 
 def register_registry_commands(app: typer.Typer) -> None:
@@ -214,4 +236,4 @@ def register_registry_commands(app: typer.Typer) -> None:
     registry_app = typer.Typer(help="Registry keys and maintenance.", no_args_is_help=True)
     registry_app.command("keygen")(keygen_command)
     registry_app.command("check")(check_command)
-    app.add_typer(registry_app, name="registry", help="Signing keys (keygen) and consistency checks (check --repair).")
+    app.add_typer(registry_app, name="registry", help="Signing keys (keygen) and consistency checks (check --repair, --deep).")

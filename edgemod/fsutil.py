@@ -92,3 +92,23 @@ def read_user_text(path: str | Path, what: str) -> str:
         raise EdgemodError(f"{what} {path} is a binary file (it contains NUL bytes)",
                            f"pass the {what} as a UTF-8 YAML/JSON text file")
     return text
+
+
+def read_json_object(path: str | Path, what: str, fix: str) -> dict[str, Any]:
+    """The JSON object in a file an edgemod stage wrote (`what`: "gate result", ...), or an
+    EdgemodError with `fix` when it is missing, binary, not UTF-8, not JSON or not an object."""
+    from edgemod.errors import EdgemodError
+
+    path = Path(path)
+    try:
+        text = read_user_text(path, what)
+    except EdgemodError as error:
+        raise EdgemodError(error.message, fix) from None
+    try:
+        data = json.loads(text)
+    except ValueError as error:  # JSONDecodeError, and ints too long to convert
+        problem = "it is empty" if not text.strip() else f"not valid JSON: {error}"
+        raise EdgemodError(f"{what} {path} is damaged ({problem})", fix) from None
+    if not isinstance(data, dict):
+        raise EdgemodError(f"{what} {path} holds a JSON {type(data).__name__}, not an object", fix)
+    return data

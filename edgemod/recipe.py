@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from edgemod.budgets import Budgets
 from edgemod.errors import EdgemodError, did_you_mean, yaml_problem
@@ -59,8 +59,8 @@ class TeacherSpec(StrictModel):
 
 
 # Image augmentation (moderation frames: re-framed, recoloured, heavily compressed live streams).
-class _AugmentStrict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _AugmentStrict(StrictModel):
+    pass
 
 
 class ColorJitterSpec(_AugmentStrict):
@@ -421,6 +421,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                                    f"set the whole value instead, e.g. --set '{where}=[a, b]' (YAML syntax)")
         try:
             node[parts[-1]] = yaml.safe_load(raw)
+        except ValueError as error:  # an integer of over 4300 digits: Python refuses to read it
+            raise EdgemodError(f"override '{key.strip()}=...': the value is out of range ({str(error).split(':')[0]})",
+                               f"set {key.strip()} to a number of a sensible size") from None
         except yaml.YAMLError as error:
             raise EdgemodError(f"override '{override}': the value is not valid YAML ({yaml_problem(error)})",
                                "quote it as YAML, e.g. --set 'distill={epochs: 3}' or --set 'name=\"a: b\"'") from None
@@ -462,7 +465,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     text = read_user_text(path, "recipe")
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError) as error:  # ValueError: an integer of over 4300 digits
         raise EdgemodError(f"recipe {path} is not valid YAML: {yaml_problem(error)}",
                            "fix the YAML at that position (indentation, a missing ':' or an unclosed quote or bracket)") from None
     if data is None:

@@ -1,16 +1,21 @@
 """Kill `edgemod publish` with SIGKILL at random times, then check that the registry recovers.
 
 Each trial copies a small local registry (tiny@1.0.0 on `stable`), starts
-`edgemod publish GATE --name tiny --version 2.0.0 --channel stable` in a subprocess, kills it after a
-delay drawn uniformly from the window in which a publish writes to the registry (from its first write
-to its exit, measured on three untouched publishes first; `--whole` draws from [0, exit] instead, most
-of which is interpreter start-up), and then runs:
+`edgemod publish GATE --name tiny --version 2.0.0 --channel stable` (every other trial without
+`--channel`) in a subprocess, kills it after a delay drawn uniformly from the window in which a publish
+writes to the registry (from its first write to its exit, measured on three untouched publishes first;
+`--whole` draws from [0, exit] instead, most of which is interpreter start-up), and then runs:
 
 1. `edgemod registry check` — what the kill left (a pending intent is expected: that is not damage);
-2. the next writer, `edgemod promote tiny 1.0.0 --channel canary`, which must succeed at once;
-3. `edgemod registry check` again — any finding now is an inconsistent state.
+2. the next writer, which must succeed at once: `edgemod promote tiny 1.0.0 --channel canary` (it
+   rewrites history, channels.json and the index) or, in alternate pairs of trials, `edgemod publish
+   GATE --name tiny --version 3.0.0` without --channel (it leaves channels.json alone, so it clears a
+   dead writer's `channels.json.lock` only by sweeping dead writers' leftovers);
+3. a look for dead writers' files — any `.lock`, `.tmp` or `.pending/` file left now is a failure;
+4. `edgemod registry check` again — any finding now is an inconsistent state.
 
-Prints per-trial lines and the totals; exits 1 if any state stayed inconsistent or a next command waited.
+Prints per-trial lines and the totals; exits 1 if any state stayed inconsistent, a dead writer's file
+survived the next writer, or a next command waited.
 
     .venv/bin/python scripts/registry_kill_loop.py [--trials 100] [--gate runs/x/gate] [--seed 0]
 
@@ -100,32 +105,41 @@ def main() -> int:
         first_write, duration = (0.0, windows[1][1]) if args.whole else windows[1]
         print(f"one publish (subprocess) writes to the registry from {windows[1][0]:.3f} s to its exit at "
               f"{windows[1][1]:.3f} s; killing uniformly within [{first_write:.3f}, {duration:.3f}] s")
-        dirty = inconsistent = waited = committed = 0
+        next_writers = (["promote", "tiny", "1.0.0", "--channel", "canary"],
+                        ["publish", str(gate), "--name", "tiny", "--version", "3.0.0"])
+        dirty = inconsistent = waited = committed = survived = 0
         for trial in range(args.trials):
             registry = work / f"trial-{trial}"
             shutil.copytree(pristine, registry)
             delay = rng.uniform(first_write, duration)
-            process = edgemod(*publish, str(registry), env=env)
+            killed = publish if trial % 2 == 0 else [a for a in publish if a not in ("--channel", "stable")]
+            process = edgemod(*killed, str(registry), env=env)
             time.sleep(delay)
             process.send_signal(signal.SIGKILL)
             process.communicate()
             before, _, _ = run("registry", "check", "--registry", str(registry), env=env)
-            code, err, seconds = run("promote", "tiny", "1.0.0", "--channel", "canary", "--registry", str(registry), env=env)
+            writer = next_writers[trial // 2 % 2]
+            code, err, seconds = run(*writer, "--registry", str(registry), env=env)
+            left = sorted(p.relative_to(registry).as_posix() for p in registry.rglob("*") if p.is_file() and (
+                p.name.endswith((".lock", ".tmp")) or p.parent.name == ".pending"))
             after, report, _ = run("registry", "check", "--registry", str(registry), env=env)
             dirty += before != 0
             waited += code != 0 or seconds > NO_WAIT_S
+            survived += bool(left)
             inconsistent += after != 0
             committed += (registry / "tiny/2.0.0/release.json").exists()
             state = "committed" if (registry / "tiny/2.0.0/release.json").exists() else "rolled back"
-            print(f"trial {trial:3d}: killed at {delay:.3f} s (exit {process.returncode}); check right after: "
-                  f"{'found leftovers' if before else 'clean'}; next writer {code} in {seconds:.2f} s; "
-                  f"2.0.0 {state}; check after: {'INCONSISTENT' if after else 'clean'}")
-            if after:
-                print(report)
+            print(f"trial {trial:3d}: publish{' --channel' if killed is publish else ''} killed at {delay:.3f} s "
+                  f"(exit {process.returncode}); check right after: {'found leftovers' if before else 'clean'}; "
+                  f"next writer ({writer[0]}) {code} in {seconds:.2f} s; 2.0.0 {state}; "
+                  f"dead writers' files after it: {left or 'none'}; check after: {'INCONSISTENT' if after else 'clean'}")
+            if after or code:
+                print(report if after else err)
             shutil.rmtree(registry)
         print(f"\n{args.trials} kills: {dirty} left work for the next writer, {committed} had committed 2.0.0, "
-              f"{waited} next commands failed or waited > {NO_WAIT_S:.0f} s, {inconsistent} inconsistent states")
-        return 1 if inconsistent or waited else 0
+              f"{waited} next commands failed or waited > {NO_WAIT_S:.0f} s, {survived} left dead writers' lock, "
+              f"temp or pending files behind the next writer, {inconsistent} inconsistent states")
+        return 1 if inconsistent or waited or survived else 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

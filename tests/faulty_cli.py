@@ -112,10 +112,12 @@ def install() -> None:
 if __name__ == "__main__":
     install()
     if os.environ.get("EDGEMOD_TEST_SYNTHETIC_RELEASE"):  # publish without a gate run (pass --name)
+        from edgemod import pipeline_publish
         from edgemod.registry import core
         from tests.synthetic_release import synthetic_release
 
         core.assemble = lambda gate_dir, name, version, user: synthetic_release(name, version, user)
+        pipeline_publish.verify_gate = lambda gate_dir: None  # there is no gate run to re-check
     sys.argv[0] = "edgemod"
     from edgemod.cli import main
 

@@ -170,3 +170,65 @@ def test_old_latency_budget_keys_say_where_they_moved(benched, tmp_path):
 
     with pytest.raises(EdgemodError, match="devices.<class>.latency_ms"):
         gate.run(benched, tmp_path / "gate", overrides=["budgets.latency_ms={tflite_p50_1thread: 1}"])
+
+
+def _forge_pass(gate_dir, flip: set[tuple[str, str]] | None = None) -> None:
+    """Edit a failing gate folder by hand: its failed checks (or only `flip`) passed and, once none
+    fails, verdict pass in gate.json; then the gate manifest's sha256 and size of gate.json and its
+    metrics, so that every file matches the manifest again."""
+    from edgemod.manifest import file_ref
+
+    path = gate_dir / "gate.json"
+    result = json.loads(path.read_text())
+    for check in result["checks"]:
+        if not check["passed"] and (flip is None or (check["name"], check["subject"]) in flip):
+            check.update(passed=True, status="pass")
+    failed = sum(not c["passed"] for c in result["checks"])
+    result["verdict"] = "fail" if failed else "pass"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    manifest = read_manifest(gate_dir, "gate")
+    manifest.artifacts["gate.json"] = file_ref(path, gate_dir)
+    manifest.metrics.update(verdict=result["verdict"], failed=failed)
+    write_manifest(gate_dir, manifest)
+
+
+def test_publish_recomputes_the_gate_and_refuses_a_hand_edited_verdict(benched, tmp_path):
+    """Issue 27: gate.json's verdict and checks, the gate manifest's sha256/size of it and
+    metrics.verdict, all edited together, made `publish` sign a model whose gate failed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from edgemod.errors import EdgemodError
+    from edgemod.pipeline_publish import verify_gate
+    from edgemod.registry.release import assemble
+    from edgemod.registry.signing import generate_keypair
+
+    tight = "budgets.size_mb={tflite: 0.0001, onnx: 0.0001}"
+    failing = gate.run(benched, tmp_path / "gate", overrides=[*GENEROUS, tight])
+    assert failing["verdict"] == "fail" and len([c for c in failing["checks"] if not c["passed"]]) == 2
+    # The in-memory gate is the written one, check for check (ARM counts and integrity included).
+    assert gate.evaluate(benched, overrides=[*GENEROUS, tight]) == json.loads((tmp_path / "gate" / "gate.json").read_text())
+    verify_gate(tmp_path / "gate")  # an honest failing gate is re-checked fine (the registry then refuses it)
+
+    one_flipped = tmp_path / "one-flipped"
+    shutil.copytree(tmp_path / "gate", one_flipped)
+    _forge_pass(one_flipped, flip={("size (MB)", "onnx_int8_dynamic")})
+    with pytest.raises(EdgemodError, match="now failing, recorded as passed: size .MB. on onnx_int8_dynamic"):
+        verify_gate(one_flipped)  # still "fail", but not the failures on file
+
+    _forge_pass(tmp_path / "gate")
+    assemble(tmp_path / "gate", "qs", "1.0.0", "tests")  # the forgery passes every file check of the registry
+    private, _ = generate_keypair(tmp_path / "keys")
+    registry = tmp_path / "registry"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEMOD_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-m", "edgemod.cli", "publish", str(tmp_path / "gate"), "--name", "qs",
+                           "--version", "1.0.0", "--channel", "stable", "--registry", str(registry), "--key", str(private)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2 and "Traceback" not in output, output
+    assert "records the verdict pass with 0 failed" in output and "give fail with 2 failed" in output
+    assert "\nfix: re-run `edgemod gate`" in "\n" + output
+    assert not registry.exists()  # nothing published, nothing half-written

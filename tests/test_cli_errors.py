@@ -194,6 +194,58 @@ def _faulty_registry(kind: str, *args: str, budget: str = "") -> Callable[[World
     return build
 
 
+def _listing(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+def _gate_json(data: bytes) -> Callable[[World], Run]:
+    """Publish a gate folder whose manifest is fine and whose gate.json is `data` (issue 27)."""
+    def build(w: World) -> Run:
+        w.file("gate/manifest.json", '{"stage": "gate", "name": "qs", "recipe": {}, "recipe_sha256": "x"}')
+        gate_dir = w.file("gate/gate.json", data).parent
+        registry = w.root / "registry"
+        return Run(["publish", str(gate_dir), "--name", "qs", "--version", "1.0.0", "--registry", str(registry)],
+                   says=("gate.json",), after=lambda: _nothing_outside(w.root, {"gate"}))
+    return build
+
+
+def _synthetic_publish(*args: str, says: str) -> Callable[[World], Run]:
+    """`publish` of a gate folder whose recipe is named `tiny`, through faulty_cli's synthetic release (no
+    fault set): a flag the command failed to refuse would publish, and the registry would change."""
+    def build(w: World) -> Run:
+        registry = w.own_registry()
+        before = _listing(registry)
+        gate_dir = w.file("gate/manifest.json", '{"stage": "gate", "name": "tiny", "recipe": {}, "recipe_sha256": "x"}').parent
+
+        def after() -> None:
+            assert _listing(registry) == before, "the registry changed"
+        return Run(["publish", str(gate_dir), *args, "--registry", str(registry)], faulty=True,
+                   env={"EDGEMOD_TEST_SYNTHETIC_RELEASE": "1"}, says=(says,), after=after)
+    return build
+
+
+def _keygen(name: str) -> Callable[[World], Run]:
+    def build(w: World) -> Run:
+        out = w.root / "bad" / "k3"
+
+        def after() -> None:
+            assert not list(w.root.parent.rglob("evilkey*")) and not list(w.root.parent.parent.glob("evilkey*"))
+            assert not (w.root / "bad").exists()  # refused before anything was created
+        return Run(["registry", "keygen", "--out", str(out), "--name", name], says=("key name",), after=after)
+    return build
+
+
+def _registry_path(command: tuple[str, ...], kind: str) -> Callable[[World], Run]:
+    """`list` / `registry check` with --registry at a regular file, or at a folder that does not exist."""
+    def build(w: World) -> Run:
+        path = w.file("registry.txt", "not a registry\n") if kind == "file" else w.root / "no-such-registry"
+
+        def after() -> None:
+            assert (path.read_text() == "not a registry\n") if kind == "file" else not path.exists()
+        return Run([*command, "--registry", str(path)], says=(str(path),), after=after)
+    return build
+
+
 PUBLISH = ("publish", ".", "--name", "tiny", "--version", "2.0.0")
 CASES: dict[str, Callable[[World], Run]] = {
     # recipes
@@ -276,6 +328,29 @@ CASES: dict[str, Callable[[World], Run]] = {
     "promote: read-only registry (EPERM)": _faulty_registry("EPERM", "promote", "tiny", "1.1.0", "--channel", "beta"),
     "publish --key is a folder": lambda w: Run([*PUBLISH, "--key", str(w.root)],
                                                env={"EDGEMOD_TEST_SYNTHETIC_RELEASE": "1"}, faulty=True),
+    # issue 27: damaged gate.json, paths out of --out, empty or absurd values, registries that are not there
+    "publish: gate.json is binary": _gate_json(b"\x00\x01\x02\xff{}"),
+    "publish: gate.json is Latin-1": _gate_json('{"verdict": "pass", "recipe": "café"}'.encode("latin-1")),
+    "publish: gate.json is empty": _gate_json(b""),
+    "publish: gate.json is truncated": _gate_json(b'{"verdict": "pass", "checks": [{"name": "si'),
+    "publish: gate.json is a list": _gate_json(b'[{"verdict": "pass"}]'),
+    "publish: gate.json has no checks": _gate_json(b'{"verdict": "pass"}'),
+    "keygen --name ../../evilkey": _keygen("../../evilkey"),
+    "keygen --name evilkey/b": _keygen("evilkey/b"),
+    "keygen --name with a newline": _keygen("evilkey\n"),
+    "keygen --name empty": _keygen(""),
+    "publish --name empty": _synthetic_publish("--name", "", "--version", "2.0.0", says="invalid model name"),
+    "publish --channel empty": _synthetic_publish("--name", "tiny", "--version", "2.0.0", "--channel", "",
+                                                  says="invalid channel name"),
+    "publish a 5,000-digit version": _synthetic_publish("--name", "tiny", "--version", "1" * 5000 + ".0.0",
+                                                        says="characters long"),
+    "list --registry a file": _registry_path(("list",), "file"),
+    "registry check --registry a file": _registry_path(("registry", "check"), "file"),
+    "list --registry missing": _registry_path(("list",), "missing"),
+    "registry check --registry missing": _registry_path(("registry", "check"), "missing"),
+    "--set budgets.size_mb.tflite=1e999": _override("budgets.size_mb.tflite=1e999", "finite"),
+    "--set a 400-digit distill.epochs": _override("distill.epochs=" + "9" * 400, "out of range"),
+    "--set a 5,000-digit distill.epochs": _override("distill.epochs=" + "9" * 5000, "out of range"),
     # other commands
     "show an unknown model": lambda w: Run(["show", "nosuch"]),
     "data show nosuch": lambda w: Run(["data", "show", "nosuch"], says=("unknown dataset",)),

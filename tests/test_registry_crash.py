@@ -3,14 +3,18 @@ SIGINT for some) at every named step of the registry's commit protocol (edgemod/
 on a local folder and on an S3 server (moto, on loopback). Then the invariants must hold once the next
 writer (or `edgemod registry check --repair`) has run: every committed release is in the index and the
 history exactly once, channels point only at committed releases, nothing is pending, no temp or lock
-file is left, and the next command did not wait for a lock. A killed `edgemod pull` leaves `--out`
-as the previous complete pull or the new one, never a mix, writes nowhere else, and a re-run finishes."""
+file is left, and the next command did not wait for a lock. On a local folder the next writer also
+meets dead writers' lock and temp files planted beside what the kill left, some on keys it never
+writes itself (another model's, or channels.json under a publish without --channel): it must clear
+them all. A killed `edgemod pull` leaves `--out` as the previous complete pull or the new one, never
+a mix, writes nowhere else, and a re-run finishes."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +40,9 @@ NO_WAIT_S = 10.0  # far below the 30 s a lock used to be waited for: the next wr
 SIGINT_POINTS = ("publish:after-files", "publish:after-release-written", "lock:held")
 # What the killed command did, once recovered: (committed 2.0.0?, where `stable` points).
 BEFORE, AFTER = "before", "after"
+# The command after the kill: a writer that moves a channel (and so rewrites channels.json, history and
+# index), a writer that publishes without --channel (leaves channels.json alone), or `check --repair`.
+PROMOTE, PUBLISH, REPAIR = "promote canary", "publish 3.0.0", "check --repair"
 
 
 def outcome(point: str) -> str:
@@ -49,18 +56,18 @@ def outcome(point: str) -> str:
     return BEFORE if step == "after-intent" else AFTER
 
 
-def command(point: str, gate: Path) -> list[str]:
+def command(point: str, gate: Path, channel: bool = True) -> list[str]:
     op = point.split(":")[0]
     if op in ("publish", "lock"):
-        return ["publish", str(gate), "--name", NAME, "--version", "2.0.0", "--channel", "stable"]
+        return ["publish", str(gate), "--name", NAME, "--version", "2.0.0", *(["--channel", "stable"] if channel else [])]
     if op == "promote":
         return ["promote", NAME, "1.0.0", "--channel", "stable"]
     return ["rollback", NAME, "--channel", "stable"]
 
 
-def expected_stable(point: str) -> str:
+def expected_stable(point: str, channel: bool = True) -> str:
     op = point.split(":")[0]
-    if outcome(point) == BEFORE:
+    if outcome(point) == BEFORE or not channel:
         return "1.1.0"
     return "2.0.0" if op in ("publish", "lock") else "1.0.0"
 
@@ -164,9 +171,34 @@ def assert_consistent(registry: Registry) -> None:
     assert report.findings == [] and report.in_progress == [], report
 
 
-def crash_and_recover(point: str, signal_name: str, where: str, world, tmp_path, endpoint, repair: bool) -> Registry:
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def plant_dead_writers_leftovers(root: Path) -> list[Path]:
+    """What killed writers leave in a local folder, as a dead pid's: unheld lock files (with their holder
+    record) on every key a writer locks, also another model's, and temp files in `.tmp/`."""
+    pid = dead_pid()
+    holder = json.dumps({"host": socket.gethostname(), "pid": pid, "process_start": "1", "started_unix": time.time()})
+    locks = [root / "index.json.lock", root / NAME / "channels.json.lock", root / NAME / "history.jsonl.lock",
+             root / "other-model" / "channels.json.lock"]
+    temps = [root / ".tmp" / f"{socket.gethostname()}-{pid}-plant{i}.tmp" for i in range(2)]
+    for path in [*locks, *temps]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(holder)
+    return [*locks, *temps]
+
+
+def crash_and_recover(point: str, signal_name: str, where: str, world, tmp_path, endpoint, recovery: str,
+                      channel: bool = True) -> Registry:
+    """Kill `command(point)` at `point`, then run `recovery` and check every invariant. On a local folder,
+    dead writers' lock and temp files are planted before `recovery`: a writer must clear them as
+    `check --repair` does, even those on keys it never writes itself."""
     registry = copy_registry(world, where, tmp_path, endpoint)
-    crashed = cli(registry, command(point, world["gate"]), world, endpoint,
+    crashed = cli(registry, command(point, world["gate"], channel), world, endpoint,
                   **{CRASH_AT: point, CRASH_SIGNAL: signal_name})
     if signal_name == "KILL":
         assert crashed.returncode == -signal.SIGKILL, (point, crashed.returncode, crashed.stderr[-2000:])
@@ -174,18 +206,23 @@ def crash_and_recover(point: str, signal_name: str, where: str, world, tmp_path,
     else:
         assert crashed.returncode == 130, (point, crashed.returncode, crashed.stderr[-2000:])
         assert "Traceback" not in crashed.stderr
+    planted = plant_dead_writers_leftovers(Path(registry.backend.url)) if where == "local" else []
     started = time.monotonic()
-    if repair:
+    if recovery == REPAIR:
         recovered = cli(registry, ["registry", "check", "--repair"], world, endpoint)
+    elif recovery == PUBLISH:  # the next writer publishes, without --channel: it does not write channels.json
+        recovered = cli(registry, ["publish", str(world["gate"]), "--name", NAME, "--version", "3.0.0"], world, endpoint)
     else:  # the next writer, on another channel, completes or rolls back what the dead one left
         recovered = cli(registry, ["promote", NAME, "1.1.0", "--channel", "canary"], world, endpoint)
     elapsed = time.monotonic() - started
     assert recovered.returncode == 0, (point, recovered.stderr[-2000:])
     assert elapsed < NO_WAIT_S, f"the next command after a kill at {point} took {elapsed:.1f} s"
+    assert not [p for p in planted if p.exists()], f"{recovery} left dead writers' files: {planted}"
     assert_consistent(registry)
     committed = registry.backend.get(f"{NAME}/2.0.0/release.json") is not None
     assert committed == (outcome(point) == AFTER and point.split(":")[0] in ("publish", "lock"))
-    assert registry.channels(NAME)["stable"] == expected_stable(point), point
+    assert (registry.backend.get(f"{NAME}/3.0.0/release.json") is not None) == (recovery == PUBLISH)
+    assert registry.channels(NAME)["stable"] == expected_stable(point, channel), point
     return registry
 
 
@@ -193,26 +230,49 @@ def crash_and_recover(point: str, signal_name: str, where: str, world, tmp_path,
 
 
 WRITER_POINTS = [p for p in CRASH_POINTS if not p.startswith("pull:")]  # a pull writes only --out: below
-LOCAL_POINTS = list(WRITER_POINTS)
+# A publish without --channel passes every publish step but the promote event.
+NO_CHANNEL_POINTS = [p for p in WRITER_POINTS if p.startswith("publish:") and p != "publish:after-promote-event"]
+# The default suite kills a publish without --channel before and at its commit point; the rest is `slow`.
+NO_CHANNEL_DEFAULT = ("publish:during-upload", "publish:after-release-written")
+# The next writer is mostly a promote (the cheaper subprocess); the planted locks of another model are
+# on keys it never writes. A publish without --channel follows the kill that leaves channels.json.lock
+# (a promote would retake that lock itself) and every fourth point. A kill that leaves history.jsonl's
+# lock is `slow`: every writer of the model takes that lock anyway.
+LOCAL_CASES = [pytest.param(p, True, PUBLISH if p == "lock:wrote-channels" or i % 4 == 0 else PROMOTE, id=p,
+                            marks=pytest.mark.slow if p == "lock:wrote-history" else ())
+               for i, p in enumerate(WRITER_POINTS)] + [
+    pytest.param(p, False, (PROMOTE, PUBLISH)[i % 2], id=f"{p}-no-channel",
+                 marks=() if p in NO_CHANNEL_DEFAULT else pytest.mark.slow) for i, p in enumerate(NO_CHANNEL_POINTS)]
 S3_POINTS = [p for p in WRITER_POINTS if not p.startswith("lock:")]  # a bucket has no lock files
 # Each S3 case costs ~4 s (boto3 starts in every subprocess): the default suite covers each phase on S3
 # (before, at and after a commit point); the full S3 sweep is `slow`.
 S3_DEFAULT = ("publish:during-upload", "publish:after-release-written", "publish:after-history", "promote:after-history")
+S3_CASES = [pytest.param(p, True, (REPAIR, PROMOTE)[i % 2], id=p, marks=() if p in S3_DEFAULT else pytest.mark.slow)
+            for i, p in enumerate(S3_POINTS)] + [
+    pytest.param(p, False, (PUBLISH, REPAIR)[i % 2], id=f"{p}-no-channel", marks=pytest.mark.slow)
+    for i, p in enumerate(NO_CHANNEL_POINTS)]
 
 
-@pytest.mark.parametrize("point", LOCAL_POINTS)
-def test_sigkill_at_every_step_on_a_local_registry(point, world, tmp_path):
-    crash_and_recover(point, "KILL", "local", world, tmp_path, None, repair=LOCAL_POINTS.index(point) % 2 == 1)
+@pytest.mark.parametrize(("point", "channel", "recovery"), LOCAL_CASES)
+def test_sigkill_at_every_step_on_a_local_registry(point, channel, recovery, world, tmp_path):
+    """The next writer (a publish or a promote: `check --repair` is below) clears what the kill left."""
+    crash_and_recover(point, "KILL", "local", world, tmp_path, None, recovery, channel)
 
 
-@pytest.mark.parametrize("point", [pytest.param(p, marks=() if p in S3_DEFAULT else pytest.mark.slow) for p in S3_POINTS])
-def test_sigkill_at_every_step_on_an_s3_registry(point, world, tmp_path, s3_endpoint):
-    crash_and_recover(point, "KILL", "s3", world, tmp_path, s3_endpoint, repair=S3_POINTS.index(point) % 2 == 0)
+@pytest.mark.slow
+@pytest.mark.parametrize("point", WRITER_POINTS)
+def test_sigkill_then_repair_at_every_step_on_a_local_registry(point, world, tmp_path):
+    crash_and_recover(point, "KILL", "local", world, tmp_path, None, REPAIR)
 
 
-@pytest.mark.parametrize("point", SIGINT_POINTS)
-def test_sigint_at_a_step_finishes_or_rolls_back_before_exiting(point, world, tmp_path):
-    crash_and_recover(point, "INT", "local", world, tmp_path, None, repair=False)
+@pytest.mark.parametrize(("point", "channel", "recovery"), S3_CASES)
+def test_sigkill_at_every_step_on_an_s3_registry(point, channel, recovery, world, tmp_path, s3_endpoint):
+    crash_and_recover(point, "KILL", "s3", world, tmp_path, s3_endpoint, recovery, channel)
+
+
+@pytest.mark.parametrize(("point", "recovery"), zip(SIGINT_POINTS, (PROMOTE, PUBLISH, REPAIR), strict=True))
+def test_sigint_at_a_step_finishes_or_rolls_back_before_exiting(point, recovery, world, tmp_path):
+    crash_and_recover(point, "INT", "local", world, tmp_path, None, recovery)
 
 
 @pytest.mark.slow
@@ -220,7 +280,7 @@ def test_sigint_at_a_step_finishes_or_rolls_back_before_exiting(point, world, tm
                                               if not (w == "s3" and p.startswith("lock:"))])
 def test_sigint_at_every_step_on_both_backends(point, where, world, tmp_path, s3_endpoint):
     endpoint = s3_endpoint if where == "s3" else None
-    crash_and_recover(point, "INT", where, world, tmp_path, endpoint, repair=True)
+    crash_and_recover(point, "INT", where, world, tmp_path, endpoint, REPAIR)
 
 
 def test_every_named_step_is_a_listed_crash_point():

@@ -38,15 +38,18 @@ and the index exactly once, with the channel moved as asked: at once, or when th
 Locks (local folders only; a bucket uses conditional PUTs): `<key>.lock` is an flock, which the kernel
 releases the instant its holder dies, so a crashed writer's lock is taken over at once, never after a
 fixed wait; the file records the holder's host, pid and start time for messages and `check`. Temp
-files live in `.tmp/`, named after their writer; the next writer removes those of dead pids.
+files live in `.tmp/`, named after their writer. Before it replays intents, every writer removes the
+temp files of dead pids and every lock file nobody holds, since it may never take that lock itself
+(a publish without --channel does not write channels.json; a no-op leaves the index alone).
 A killed upload's claim stays "uploading": a retry on the same host takes it over at once when its
 pid is gone, elsewhere after `stale_upload_after_s` (or at once with `--reclaim`).
 
 `edgemod registry check` reports what breaks these invariants (a release without its history or
 index entry, an entry without its release, a channel pointing at no release, channels.json out of
 step with history, dead writers' intents, half-uploads, stale locks, stray temp files) and exits 2
-with a `fix:` line; `--repair` completes or rolls back what it can. The named steps above are crash
-points (`crashpoints.py`): the fault-injection tests kill a real writer at each one.
+with a `fix:` line; `--repair` completes or rolls back what it can. `--deep` also reads every committed
+release: its signature, and each listed file against its signed sha256. The named steps above are
+crash points (`crashpoints.py`): the fault-injection tests kill a real writer at each one.
 
 Modules, by responsibility:
 
@@ -58,7 +61,7 @@ Modules, by responsibility:
 - `publish` — the claim, upload, read-back and commit of one version;
 - `history` — the append-only history and the compare-and-swap loop for mutable keys;
 - `journal` — write-ahead intents: begin, complete, roll back, replay dead writers' intents;
-- `check` — `edgemod registry check [--repair]`: the invariants above, and their repair;
+- `check` — `edgemod registry check [--repair] [--deep]`: the invariants above, their repair, file contents;
 - `holders` — host, pid and start time of a writer, and whether it is still alive;
 - `crashpoints` — named steps where the fault-injection tests kill a writer (a testing aid);
 - `documents` — checked readers of index.json, channels.json, history.jsonl and release manifests;

@@ -9,19 +9,27 @@ or temp files. `--repair` replays dead writers' intents (complete or roll back, 
 would), records unrecorded releases, deletes half-uploads and leftovers, and rebuilds channels.json
 and index.json. What it cannot decide (a damaged history line, a history entry whose release is
 gone) stays a finding with the manual fix.
+
+`--deep` also reads every committed release: its signature must verify against the trusted keys and
+every file its signed manifest lists must be there with that sha256 (as a pull checks), and no other
+file may sit beside them. A changed byte or a lost file cannot be repaired from the registry itself:
+those findings say how to restore or replace the release.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgemod.errors import EdgemodError
+from edgemod.registry.documents import release_files
 from edgemod.registry.history import channel_stacks
 from edgemod.registry.holders import is_alive
 from edgemod.registry.journal import is_dead, pending, record_publish, recover, roll_back_version
-from edgemod.registry.refs import SEMVER
-from edgemod.registry.store import RELEASE, read_json
+from edgemod.registry.refs import SEMVER, semver_key
+from edgemod.registry.signing import load_trusted_keys, tampered, verify_release
+from edgemod.registry.store import RELEASE, SIGNATURE, Backend, read_json
 
 if TYPE_CHECKING:
     from edgemod.registry.core import Registry
@@ -43,6 +51,9 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     in_progress: list[str] = field(default_factory=list)  # live writers' intents: not findings
     repaired: list[str] = field(default_factory=list)
+    releases_read: int = 0  # --deep: releases whose signature was checked,
+    files_read: int = 0  # files hashed,
+    bytes_read: int = 0  # and their bytes
 
 
 @dataclass
@@ -52,13 +63,80 @@ class _Model:
     claims: dict[str, list[str]] = field(default_factory=dict)
 
 
-def check(registry: Registry, repair: bool = False) -> CheckReport:
-    """Inspect the registry; with `repair`, fix what can be fixed first and report what remains."""
+def check(registry: Registry, repair: bool = False, deep: bool = False) -> CheckReport:
+    """Inspect the registry; with `repair`, fix what can be fixed first and report what remains; with
+    `deep`, also verify every committed release's signature (against the configured trusted keys) and
+    the sha256 of every file it lists."""
+    trusted = _trusted_keys(registry) if deep else {}
     report = CheckReport()
     if repair:
         report.repaired = _repair(registry)
     report.findings, report.in_progress = _inspect(registry)
+    if deep:
+        for name, model in sorted(_scan(registry.backend.list("")).items()):
+            for version in sorted(model.releases, key=semver_key):
+                report.findings += _release_contents(registry.backend, name, version, trusted, report)
     return report
+
+
+def _trusted_keys(registry: Registry) -> dict[str, Any]:
+    if not registry.config.trusted_keys:
+        raise EdgemodError("`registry check --deep` verifies every release's signature, but no trusted keys are configured",
+                           "pass the publisher's public key: --trusted-key keys/edgemod-signing.pub "
+                           "(or set EDGEMOD_TRUSTED_KEYS, or registry.trusted_keys in edgemod.yaml)")
+    return load_trusted_keys(registry.config.trusted_keys)
+
+
+def _restore(key: str, what: str) -> str:
+    return (f"restore {key} from a backup or the bucket's object versions ({what}), or publish the gate run again "
+            "under a new version and promote that one; pulls of this release fail until then")
+
+
+def _release_contents(backend: Backend, name: str, version: str, trusted: dict[str, Any],
+                      report: CheckReport) -> list[Finding]:
+    """What differs between `name@version`'s files and its signed manifest (empty: it verifies, as a pull would)."""
+    prefix, where = f"{name}/{version}", f"{name}@{version}"
+    release, signature = backend.get(f"{prefix}/{RELEASE}"), backend.get(f"{prefix}/{SIGNATURE}")
+    if release is None:
+        return []  # deleted meanwhile: the other findings say so
+    report.releases_read += 1
+    try:
+        manifest, _ = verify_release(release.data, signature.data if signature else None, trusted, name, version)
+        files = release_files(manifest, where, None)
+    except EdgemodError as error:
+        fix = error.hint or ""
+        if fix == tampered(where, "").hint:  # the pull's advice; the registry's owner restores instead
+            fix = _restore(f"{prefix}/{RELEASE} and {SIGNATURE}", "as published, together")
+        return [Finding(f"{prefix}/{RELEASE}", error.message, fix, False)]
+    present = set(backend.list(prefix + "/"))
+    findings, listed = [], {f"{prefix}/{RELEASE}", f"{prefix}/{SIGNATURE}"}
+    for entry in files:
+        key = f"{prefix}/{entry['path']}"
+        listed.add(key)
+        want = f"sha256 {entry['sha256']}, {entry['bytes']} bytes"
+        if key not in present:
+            findings.append(Finding(key, f"missing: {where}'s signed manifest lists it", _restore(key, want), False))
+            continue
+        digest, size = _sha256(backend, key)
+        report.files_read += 1
+        report.bytes_read += size
+        if digest != entry["sha256"]:
+            findings.append(Finding(key, f"changed since it was published: sha256 {digest[:16]}..., {size} bytes; "
+                                         f"{where}'s signed manifest says {entry['sha256'][:16]}..., {entry['bytes']} bytes",
+                                    _restore(key, want), False))
+    for key in sorted(k for k in present - listed if "/.upload/" not in k):
+        findings.append(Finding(key, f"not in {where}'s signed manifest (no pull fetches it)",
+                                "find out who put it there, then delete it (no pull needs it)", False))
+    return findings
+
+
+def _sha256(backend: Backend, key: str) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with backend.stream(key) as (_, chunks):
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _inspect(registry: Registry) -> tuple[list[Finding], list[str]]:

@@ -62,7 +62,7 @@ def _config_file_section(config_file: str | Path | None) -> dict[str, Any]:
         return {}
     try:
         loaded = yaml.safe_load(read_user_text(path, "config file")) or {}
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError) as error:  # ValueError: an int of over 4300 digits
         raise EdgemodError(f"{path} is not valid YAML: {yaml_problem(error)}",
                            "fix the YAML at that position, or drop --config / EDGEMOD_CONFIG to use the defaults") from None
     if not isinstance(loaded, dict):

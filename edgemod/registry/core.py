@@ -46,7 +46,11 @@ def open_backend(url: str, s3_endpoint_url: str | None = None) -> Backend:
     if "://" in url and not url.startswith("file://"):
         raise EdgemodError(f"unsupported registry URL '{url}'",
                            "use a folder path, file:///path, s3://bucket/prefix or https://host/path")
-    return LocalBackend(Path(url.removeprefix("file://")).expanduser())
+    root = Path(url.removeprefix("file://")).expanduser()
+    if root.exists() and not root.is_dir():
+        raise EdgemodError(f"registry {root} is a file, not a folder",
+                           "point --registry (or EDGEMOD_REGISTRY, registry.url in edgemod.yaml) at the registry's folder")
+    return LocalBackend(root)
 
 
 def _login() -> str:
@@ -128,6 +132,14 @@ class Registry:
         return {"manifest": manifest, "signature": status, "channels": channels,
                 "location": f"{self.backend.url}/{ref.name}/{version}"}
 
+    def require_found(self) -> None:
+        """Listing or checking a local registry folder that does not exist is an error, not an empty
+        registry: it is most often a typo in --registry. (`publish` creates the folder.)"""
+        if isinstance(self.backend, LocalBackend) and not self.backend.root.is_dir():
+            raise EdgemodError(f"no registry at {self.backend.url}: the folder does not exist",
+                               "check --registry (or EDGEMOD_REGISTRY, registry.url in edgemod.yaml); "
+                               "`edgemod publish` creates a new registry there")
+
     # ----- publish, promote, rollback
 
     def _require_writable(self) -> None:
@@ -142,7 +154,7 @@ class Registry:
         started = time.perf_counter()
         check_name(name)
         check_version(version)
-        if channel:
+        if channel is not None:  # `--channel ""` is a mistake to report, not "no channel"
             check_channel(channel)
         self._require_writable()
         private = load_private_key(self.config.signing_key)
@@ -307,7 +319,9 @@ def pull(ref: str, platform: str, out: Path, config: RegistryConfig | None = Non
 
 
 def list_models(config: RegistryConfig | None = None) -> dict[str, Any]:
-    return Registry(config).index()["models"]
+    registry = Registry(config)
+    registry.require_found()
+    return registry.index()["models"]
 
 
 def show(ref: str, config: RegistryConfig | None = None) -> dict[str, Any]:

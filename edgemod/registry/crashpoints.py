@@ -37,6 +37,11 @@ CRASH_POINTS = (
     "rollback:after-channels",
     "rollback:after-index",
     "lock:held",
+    # A local folder's writer killed after a compare-and-swap wrote its key, before it removed the key's
+    # lock file (one point per key: a kill is taken at the first write of that key).
+    "lock:wrote-history",
+    "lock:wrote-channels",
+    "lock:wrote-index",
     "pull:after-staging",
     "pull:during-download",
     "pull:after-file",

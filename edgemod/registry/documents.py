@@ -82,13 +82,14 @@ def _history_hint(where: str, line: int | None = None) -> str:
             "(or the bucket's object versions); delete only a line you know is garbage")
 
 
-def release_files(manifest: Any, where: str, platform: str) -> list[dict[str, Any]]:
-    """The files of a verified release manifest that `platform` gets, each checked: a relative key
-    without `..`, a sha256, a byte count and its platforms. Raises if the manifest has another shape."""
+def release_files(manifest: Any, where: str, platform: str | None) -> list[dict[str, Any]]:
+    """The files of a verified release manifest that `platform` gets (every file: None), each checked: a
+    relative key without `..`, a sha256, a byte count and its platforms. Raises if the manifest has
+    another shape."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("platforms"), dict) \
             or not isinstance(manifest.get("files"), list):
         raise malformed_release(where, "the signed manifest is not an edgemod release (no `platforms` / `files` lists)")
-    if platform not in manifest["platforms"]:
+    if platform is not None and platform not in manifest["platforms"]:
         raise EdgemodError(f"{where} has no {platform} model (platforms: {', '.join(map(str, manifest['platforms']))})",
                            "pull one of those platforms, or publish a release that exports this target")
     files = []
@@ -101,7 +102,7 @@ def release_files(manifest: Any, where: str, platform: str) -> list[dict[str, An
             check_key(entry["path"])
         except EdgemodError:
             raise malformed_release(where, f"the signed manifest names the file path {entry['path']!r}") from None
-        if platform in entry["platforms"]:
+        if platform is None or platform in entry["platforms"]:
             files.append(entry)
     return files
 

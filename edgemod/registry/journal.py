@@ -85,8 +85,8 @@ def finish(backend: Backend, intent: Intent) -> None:
 
 
 def recover(registry: Registry) -> list[str]:
-    """Replay every intent whose writer is dead, and remove dead writers' temp files; what was done."""
-    registry.backend.sweep_temp()
+    """Replay every intent whose writer is dead, and remove dead writers' temp and lock files; what was done."""
+    registry.backend.sweep_leftovers()
     intents, _ = pending(registry.backend)
     done = []
     for intent in intents:

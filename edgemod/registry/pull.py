@@ -11,8 +11,12 @@ fault-injection tests.
 Nothing is written through a symbolic link the pull did not create: the staging folder is made
 with `mkdir` (or, to resume, opened with O_NOFOLLOW and checked for links), every folder and file
 inside it is opened relative to its parent's descriptor with O_NOFOLLOW, and new files are created
-with O_EXCL. A disk that fills up mid-pull gets its space back: the staging folder is removed and
-the previous `--out` stays as it was.
+with O_EXCL. Nor into a file it did not create: the staging mark records the inode of every file the
+pull creates, and a file is resumed (appended to) or kept only if it is one of those, a regular file
+with a single link (no hard link to a file elsewhere) owned by this user, in a staging folder owned by
+this user; any other file there is unlinked (its contents elsewhere untouched) and downloaded afresh.
+A disk that fills up mid-pull gets its space back: the staging folder is removed and the previous
+`--out` stays as it was.
 """
 from __future__ import annotations
 
@@ -113,10 +117,11 @@ def fetch_release(backend: Backend, ref: Ref, version: str, release: Blob, trust
     downloaded, resumed, folder = 0, [], None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)  # `--out a/b/android` on a fresh clone: make a/b
-        folder = _open_staging(staging, f"{sha256_bytes(release.data)} {platform}\n")
+        ours = _open_staging(staging, f"{sha256_bytes(release.data)} {platform}\n")
+        folder = ours.folder
         crash_point("pull:after-staging")
         for path, file in files:
-            size, was_resumed = _download(backend, f"{ref.name}/{version}/{file['path']}", folder, path, file, where)
+            size, was_resumed = _download(backend, f"{ref.name}/{version}/{file['path']}", ours, path, file, where)
             downloaded += size
             if was_resumed:
                 resumed.append(file["path"])
@@ -158,16 +163,47 @@ def _planted(path: Path) -> EdgemodError:
                                                                         "then pull again")
 
 
-def _open_staging(staging: Path, mark: str) -> int:
-    """A descriptor of the staging folder: made here with mkdir, or an interrupted pull of the same
-    release and platform (marked `mark`) to resume; anything else there is removed first."""
+@dataclass
+class _Staging:
+    """The open staging folder, and the inodes of the files this pull (or the interrupted pull it
+    resumes) created there, as its mark records them after the mark's first line."""
+
+    folder: int
+    mark: str  # first line of the staging mark: sha256 of release.json and the platform
+    created: set[int] = field(default_factory=set)
+
+    def record(self, fd: int) -> None:
+        """Note the file open as `fd` (just created with O_EXCL) as this pull's, in the mark too (rewritten
+        as a new file, so never through a link)."""
+        self.created.add(os.fstat(fd).st_ino)
+        _write_new(self.folder, STAGING_MARK, f"{self.mark}{json.dumps(sorted(self.created))}\n".encode())
+
+    def created_here(self, info: os.stat_result) -> bool:
+        """Whether a file may be resumed or kept: one this pull created, not linked from anywhere else."""
+        return (stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and info.st_uid == os.getuid()
+                and info.st_ino in self.created)
+
+    def discard_unless_created_here(self, folder: int, name: str) -> None:
+        """Unlink `name` in `folder` unless this pull created it: a planted hard link loses only its name
+        here, the file it links to keeps its bytes."""
+        try:
+            info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if not self.created_here(info):
+            os.unlink(name, dir_fd=folder)
+
+
+def _open_staging(staging: Path, mark: str) -> _Staging:
+    """The staging folder: made here with mkdir, or an interrupted pull of the same release and platform
+    (marked `mark`, in a folder of this user) to resume; anything else there is removed first."""
     if staging.is_symlink():
         raise _planted(staging)
     try:
         os.mkdir(staging)
         folder = _open_folder(staging)
         _write_new(folder, STAGING_MARK, mark.encode())
-        return folder
+        return _Staging(folder, mark)
     except FileExistsError:
         pass
     folder = _open_folder(staging)
@@ -176,11 +212,21 @@ def _open_staging(staging: Path, mark: str) -> int:
     if links:
         os.close(folder)
         raise _planted(links[0])
-    if _read(folder, STAGING_MARK) == mark.encode():
-        return folder
+    first, _, created = (_read(folder, STAGING_MARK) or b"").partition(b"\n")
+    if first + b"\n" == mark.encode() and os.fstat(folder).st_uid == os.getuid():
+        return _Staging(folder, mark, _inodes(created))
     os.close(folder)
     shutil.rmtree(staging)  # another release or platform: start afresh (rmtree does not follow links)
     return _open_staging(staging, mark)
+
+
+def _inodes(recorded: bytes) -> set[int]:
+    """The inodes a staging mark lists after its first line (none from an older edgemod's mark)."""
+    try:
+        inodes = json.loads(recorded or b"[]")
+    except ValueError:
+        return set()
+    return {i for i in inodes if type(i) is int} if isinstance(inodes, list) else set()
 
 
 def _open_folder(path: Path) -> int:
@@ -207,14 +253,17 @@ def _folder_of(staging: int, path: str) -> tuple[int, str]:
     return folder, name
 
 
-def _download(backend: Backend, key: str, staging: int, path: str, file: dict[str, Any], where: str) -> tuple[int, bool]:
-    """Fetch one file to `path` in the staging folder via `path.part`, resuming a partial file;
-    returns (bytes fetched, resumed)."""
-    folder, name = _folder_of(staging, path)
+def _download(backend: Backend, key: str, staging: _Staging, path: str, file: dict[str, Any],
+              where: str) -> tuple[int, bool]:
+    """Fetch one file to `path` in the staging folder via `path.part`, resuming a partial file this
+    pull created; returns (bytes fetched, resumed)."""
+    folder, name = _folder_of(staging.folder, path)
     try:
+        part, fetched, resumed = name + ".part", 0, False
+        for existing in (name, part):
+            staging.discard_unless_created_here(folder, existing)
         if _sha256(folder, name) == file["sha256"]:
             return 0, False  # finished by an interrupted earlier pull
-        part, fetched, resumed = name + ".part", 0, False
         for _ in range(2):  # a resumed file that does not verify is fetched once more from byte 0
             start = _size(folder, part)
             if start > file["bytes"]:
@@ -222,7 +271,7 @@ def _download(backend: Backend, key: str, staging: int, path: str, file: dict[st
                 start = 0
             with backend.stream(key, start) as (offset, chunks):
                 resumed = resumed or offset > 0
-                written, fetched = _receive(folder, part, offset, chunks, file["bytes"], fetched)
+                written, fetched = _receive(staging, folder, part, offset, chunks, file["bytes"], fetched)
             if written <= file["bytes"] and _sha256(folder, part) == file["sha256"]:
                 os.replace(part, name, src_dir_fd=folder, dst_dir_fd=folder)
                 crash_point("pull:after-file")
@@ -235,13 +284,20 @@ def _download(backend: Backend, key: str, staging: int, path: str, file: dict[st
         os.close(folder)
 
 
-def _receive(folder: int, part: str, offset: int, chunks, limit: int, fetched: int) -> tuple[int, int]:
-    """Write `chunks` to `part` (appending from `offset`, or a new file), stopping past `limit` bytes."""
+def _receive(staging: _Staging, folder: int, part: str, offset: int, chunks, limit: int,
+             fetched: int) -> tuple[int, int]:
+    """Write `chunks` to `part` (appending from `offset` to a file this pull created, or a new file),
+    stopping past `limit` bytes."""
     if not offset and _size(folder, part, missing=-1) >= 0:
         os.unlink(part, dir_fd=folder)
     flags = os.O_WRONLY | os.O_NOFOLLOW | (os.O_APPEND if offset else os.O_CREAT | os.O_EXCL)
     written = offset
     with os.fdopen(os.open(part, flags, 0o644, dir_fd=folder), "ab" if offset else "wb") as handle:
+        if not offset:
+            staging.record(handle.fileno())
+        elif not staging.created_here(os.fstat(handle.fileno())):  # replaced since `_download` looked
+            raise EdgemodError(f"{part} in the staging folder was replaced while this pull resumed it",
+                               "let one pull at a time write to that --out, then pull again")
         for chunk in chunks:
             written += len(chunk)
             fetched += len(chunk)

@@ -7,12 +7,16 @@ from dataclasses import dataclass
 
 from edgemod.errors import EdgemodError
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-CHANNEL = re.compile(r"^[a-z][a-z0-9_-]*$")
+# `\Z`, not `$`: `$` also matches before a final newline, and these strings become folder names.
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
+CHANNEL = re.compile(r"^[a-z][a-z0-9_-]*\Z")
+# Each is one folder or file name in every backend: well under the 255 bytes file systems allow.
+MAX_NAME_LENGTH = 100
+MAX_VERSION_LENGTH = 64
 # Semantic Versioning 2.0.0, without build metadata: `1.4.0+a` and `1.4.0+b` would share a precedence,
 # which makes "which one is 1.4.0?" ambiguous for an immutable registry.
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-                    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$")
+                    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?\Z")
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ def parse_ref(text: str, need_target: bool = True) -> Ref:
             raise EdgemodError(f"'{text}' names no version or channel", f"write {name}@1.4.0 or {name}@stable")
         return Ref(name)
     if SEMVER.match(target):
-        return Ref(name, version=target)
+        return Ref(name, version=check_version(target))
     if CHANNEL.match(target):
         return Ref(name, channel=target)
     raise EdgemodError(f"'{target}' in '{text}' is neither a semantic version nor a channel name",
@@ -42,12 +46,17 @@ def parse_ref(text: str, need_target: bool = True) -> Ref:
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name or ""):
-        raise EdgemodError(f"invalid model name '{name}'", "use lowercase letters, digits, '.', '_' and '-', e.g. text-hate")
+    if not NAME.match(name or "") or len(name) > MAX_NAME_LENGTH:
+        shown = f"'{name}'" if len(name or "") <= MAX_NAME_LENGTH else f"'{name[:20]}...' ({len(name)} characters)"
+        raise EdgemodError(f"invalid model name {shown}",
+                           f"use lowercase letters, digits, '.', '_' and '-', at most {MAX_NAME_LENGTH}, e.g. text-hate")
     return name
 
 
 def check_version(version: str) -> str:
+    if len(version or "") > MAX_VERSION_LENGTH:
+        raise EdgemodError(f"version '{version[:20]}...' is {len(version)} characters long",
+                           f"use a semantic version of at most {MAX_VERSION_LENGTH} characters, e.g. 1.4.0 or 2.0.0-rc.1")
     if not SEMVER.match(version or ""):
         hint = "drop the build metadata (+...); use a pre-release instead, e.g. 1.4.0-rc.1" if "+" in (version or "") \
             else "use MAJOR.MINOR.PATCH, optionally with a pre-release: 1.4.0, 2.0.0-rc.1"
@@ -56,7 +65,7 @@ def check_version(version: str) -> str:
 
 
 def check_channel(channel: str) -> str:
-    if not CHANNEL.match(channel or "") or SEMVER.match(channel or ""):
+    if not CHANNEL.match(channel or "") or SEMVER.match(channel or "") or len(channel) > MAX_NAME_LENGTH:
         raise EdgemodError(f"invalid channel name '{channel}'",
                            "use lowercase letters, digits, '_' and '-': stable, canary, beta")
     return channel

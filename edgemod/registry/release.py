@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemod.errors import EdgemodError
-from edgemod.fsutil import sha256_bytes, sha256_file
+from edgemod.fsutil import read_json_object, sha256_bytes, sha256_file
 from edgemod.manifest import Manifest, git_commit, read_manifest, verify_artifacts
 
 SCHEMA = "edgemod.release/1"
@@ -88,7 +88,7 @@ def assemble(gate_dir: Path, name: str, version: str, published_by: str) -> Rele
 
 def _load_runs(gate_dir: Path) -> _Runs:
     gate = read_manifest(gate_dir, "gate")
-    result = json.loads((gate_dir / "gate.json").read_text(encoding="utf-8")) if (gate_dir / "gate.json").exists() else {}
+    result = read_gate_result(gate_dir)
     _require_pass(gate_dir, gate, result)
     _require_intact(gate_dir, gate, "gate")
     bench_dir = Path(gate.details["bench_run"])
@@ -100,6 +100,25 @@ def _load_runs(gate_dir: Path) -> _Runs:
     _require_same(export_dir / "manifest.json", bench.inputs["export_manifest"].sha256, "export", "bench")
     _require_intact(export_dir, export, "export")
     return _Runs(gate_dir, gate, result, bench_dir, bench, export_dir, export)
+
+
+GATE_CHECK_KEYS = ("name", "subject", "value", "budget", "passed", "detail")
+
+
+def read_gate_result(gate_dir: Path) -> dict[str, Any]:
+    """`gate.json` of a gate run, refused unless it has the shape publish reads: a verdict and a
+    list of checks (a damaged file is an error with a fix, never a traceback)."""
+    gate_dir = Path(gate_dir)
+    path = gate_dir / "gate.json"
+    fix = f"re-run `edgemod gate` (it rewrites {path}), then publish that gate folder"
+    result = read_json_object(path, "gate result", fix)
+    checks = result.get("checks")
+    if result.get("verdict") not in ("pass", "fail") or not isinstance(checks, list) or not all(
+            isinstance(c, dict) and all(k in c for k in GATE_CHECK_KEYS) and isinstance(c["passed"], bool)
+            and isinstance(c["detail"], str) for c in checks):
+        raise EdgemodError(f"gate result {path} is not one `edgemod gate` writes "
+                           "(it needs a verdict, pass or fail, and a list of checks)", fix)
+    return result
 
 
 def _require_pass(gate_dir: Path, gate: Manifest, result: dict) -> None:
@@ -268,7 +287,9 @@ def metrics_summary(bench: dict, shipped: list[str]) -> dict[str, Any]:
         return {k: acc.get(k) for k in ("macro_f1", "accuracy", "macro_auroc", "n")}
 
     summary: dict[str, Any] = {"reference": {k: accuracy(v) for k, v in bench.get("reference", {}).items()},
+                               "latency_device_class": (bench.get("device") or {}).get("class", "host"),
                                "artifacts": {}}
+    arm = (bench.get("arm") or {}).get("classes", {})
     for name in shipped:
         artifact, latency = bench["artifacts"].get(name, {}), bench.get("latency", {}).get(name, {})
         parity = artifact.get("export_parity") or {}
@@ -281,5 +302,7 @@ def metrics_summary(bench: dict, shipped: list[str]) -> dict[str, Any]:
             "p50_ms_1thread": latency.get("1_thread", {}).get("p50_ms"),
             "p50_ms_2threads": latency.get("2_thread", {}).get("p50_ms"),
             "cold_start_ms": artifact.get("cold_start_ms"),
+            "arm_instructions_per_inference": {device: record["artifacts"][name].get("instructions_per_inference")
+                                               for device, record in arm.items() if name in record.get("artifacts", {})},
         }
     return summary

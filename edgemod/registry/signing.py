@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from edgemod.fsutil import sha256_bytes
 from edgemod.registry.store import RELEASE, SIGNATURE
 
 SIGNATURE_SCHEMA = "edgemod.signature/1"
+# A key pair's file stem: one plain file name, so `--name` can never point outside `--out`.
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def _crypto():
@@ -41,6 +44,7 @@ def key_id(public_key) -> str:
 
 def generate_keypair(out_dir: str | Path, name: str = "edgemod-signing") -> tuple[Path, Path]:
     """Write `<name>.key` (private, PEM PKCS8, mode 0600) and `<name>.pub` (public, PEM) into `out_dir`."""
+    check_key_name(name)
     serialization, ed25519, _ = _crypto()
     out_dir = Path(out_dir)
     private_path, public_path = out_dir / f"{name}.key", out_dir / f"{name}.pub"
@@ -56,6 +60,15 @@ def generate_keypair(out_dir: str | Path, name: str = "edgemod-signing") -> tupl
     public_path.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
                                                               serialization.PublicFormat.SubjectPublicKeyInfo))
     return private_path, public_path
+
+
+def check_key_name(name: str) -> str:
+    """A key pair's file stem: letters, digits, '.', '_' and '-', at most 100, no path, no `..`."""
+    if not KEY_NAME.fullmatch(name or "") or ".." in name:
+        raise EdgemodError(f"invalid key name {name!r}: it must be a plain file name, not a path",
+                           "use letters, digits, '.', '_' and '-' (e.g. --name edgemod-signing); "
+                           "choose the folder with --out")
+    return name
 
 
 def load_private_key(path: Path | None):

@@ -55,7 +55,7 @@ class Backend(Protocol):
     def stream(self, key: str, start: int = 0) -> contextlib.AbstractContextManager[tuple[int, Iterator[bytes]]]: ...
     def leftovers(self) -> list[tuple[str, str]]: ...  # (where, why): stale locks, temp files of dead writers
     def remove_leftover(self, where: str) -> None: ...
-    def sweep_temp(self) -> None: ...  # remove dead writers' temp files; cheap, every writer calls it
+    def sweep_leftovers(self) -> None: ...  # remove `leftovers()`; every writer calls it before replaying intents
 
 
 def check_key(key: str) -> str:

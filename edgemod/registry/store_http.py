@@ -59,7 +59,7 @@ class HttpBackend:
     def remove_leftover(self, where: str) -> None:
         raise self._read_only()
 
-    def sweep_temp(self) -> None:
+    def sweep_leftovers(self) -> None:
         raise self._read_only()
 
     def _read_only(self) -> EdgemodError:

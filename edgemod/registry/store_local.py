@@ -53,6 +53,7 @@ class LocalBackend:
                 if (current.token if current else ABSENT) != if_match:
                     raise PreconditionFailed(key)
                 self._write(path, data, exclusive=False)
+                crash_point(f"lock:wrote-{path.name.split('.')[0]}")  # the key is new, its lock not yet removed
             return
         self._write(path, data, exclusive=if_absent)
 
@@ -161,12 +162,15 @@ class LocalBackend:
             return
         path.unlink(missing_ok=True)
 
-    def sweep_temp(self) -> None:
-        """Remove the temp files of dead writers on this host (each writer calls this when it starts)."""
-        folder = self.root / TEMP_DIR
-        for path in folder.glob("*.tmp") if folder.is_dir() else []:
-            if not _temp_owner_alive(path):
-                path.unlink(missing_ok=True)
+    def sweep_leftovers(self) -> None:
+        """Remove everything `leftovers()` names: dead writers' temp files and lock files nobody holds.
+        Each writer calls this when it starts, because it may never take a dead writer's lock itself: a
+        writer killed after writing `channels.json` but before removing `channels.json.lock` leaves a lock
+        that a publish without --channel (which leaves channels.json as it is) would otherwise never clear.
+        Removing an unheld lock is safe: a writer that opened it but has not flock-ed it yet finds the
+        path gone or another inode after its flock and retries (`_acquire`)."""
+        for where, _ in self.leftovers():
+            self.remove_leftover(where)
 
     @staticmethod
     def _lock_held(lock: Path) -> bool:

@@ -81,7 +81,7 @@ class S3Backend:
     def remove_leftover(self, where: str) -> None:
         self.delete(where)
 
-    def sweep_temp(self) -> None:
+    def sweep_leftovers(self) -> None:
         pass
 
     @contextlib.contextmanager
