@@ -22,6 +22,7 @@ from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, read_
 from edgemod.recipe import POST_TRAINING, Recipe, apply_overrides, parse_recipe
 from edgemod.runtime.decision import decide
 from edgemod.training import fairness, freezing, weight_grid
+from edgemod.training.checkpoints import load_weights, resume, save_state, save_weights
 from edgemod.training.distill import distillation_loss
 from edgemod.training.distributed import DistributedContext, GlobalBatches
 from edgemod.training.inputs import Split, student_inputs
@@ -81,7 +82,7 @@ def _train_student(recipe: Recipe, inputs, splits: dict[str, Split], checkpoints
     seconds = time.time() - started
     model.to("cpu")
     if dist.is_main:  # the others' disks (other nodes) may not hold the checkpoint; only rank 0 writes
-        _load_weights(model, checkpoints / "best.safetensors")
+        load_weights(model, checkpoints / "best.safetensors")
         if recipe.distill.int8_weights:
             weight_grid.materialize(model)
     return model, history, seconds
@@ -165,7 +166,7 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.lr,
                                   weight_decay=spec.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total_steps, spec.warmup_ratio))
-    state = _resume(checkpoints, key, model, optimizer, scheduler, console, dist)
+    state = resume(checkpoints, key, model, optimizer, scheduler, console, dist)
     trained, device = dist.wrap(model), dist.device()
     save_every = _checkpoint_every(steps_per_epoch) if dist.enabled else 0
     for epoch in range(state["epoch"] + 1, spec.epochs + 1):
@@ -206,7 +207,7 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
                     loss_sum = dist.all_reduce_mean(loss_sum)  # every rank holds what a resume would load
                     state["epoch_loss"] = (loss_sum, batches)
                     if dist.is_main:
-                        _save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
+                        save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
         with activity(f"train validation, epoch {epoch}", console, enabled=dist.is_main):
             score = dist.broadcast_object(_validation_f1(model, inputs, splits["validation"], recipe))
         state["history"].append({"epoch": epoch, "validation_macro_f1": score, "step": state["step"],
@@ -216,10 +217,10 @@ def _fit(model, recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: P
         if score > state["best"]:
             state["best"], state["best_epoch"] = score, epoch
             if dist.is_main:
-                _save_weights(model, checkpoints / "best.safetensors")
+                save_weights(model, checkpoints / "best.safetensors")
         state["epoch"], state["step_in_epoch"] = epoch, 0
         if dist.is_main:
-            _save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
+            save_state(checkpoints / "last.pt", key, model, optimizer, scheduler, state)
         dist.barrier()  # the checkpoint is on disk before any rank goes on
         if epoch - state["best_epoch"] >= spec.patience or state["step"] >= total_steps:
             say(console, f"stopping after epoch {epoch} (best epoch {state['best_epoch']})")
@@ -344,62 +345,6 @@ def _warmup_cosine(total_steps: int, warmup_ratio: float):
     return factor
 
 
-def _resume(checkpoints: Path, key: str, model, optimizer, scheduler, console,
-            dist: DistributedContext | None = None) -> dict:
-    """The training state to continue from (fresh when there is no usable `last.pt`).
-
-    Distributed: rank 0 reads it and sends it to the others, whose disks (other nodes) may not hold it."""
-    dist = dist or DistributedContext()
-    saved = dist.broadcast_object(_read_checkpoint(checkpoints / "last.pt", key, console) if dist.is_main else None)
-    if saved is None:
-        return {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "history": []}
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    state = saved["state"]
-    inside = f", batch {state['step_in_epoch']} of epoch {state['epoch'] + 1}" if state.get("step_in_epoch") else ""
-    say(console, f"train: resuming at step {state['step']} (after epoch {state['epoch']}{inside})")
-    return state
-
-
-def _read_checkpoint(path: Path, key: str, console) -> dict | None:
-    import torch
-
-    if not path.exists():
-        return None
-    try:
-        saved = torch.load(path, weights_only=False, map_location="cpu")
-    except Exception as error:
-        say(console, f"train: checkpoint {path} is unreadable ({error}); starting from scratch")
-        return None
-    if saved.get("key") != key:
-        say(console, "train: checkpoint belongs to other inputs; starting from scratch")
-        return None
-    return saved
-
-
-def _save_state(path: Path, key: str, model, optimizer, scheduler, state: dict) -> None:
-    import torch
-
-    payload = {"key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "scheduler": scheduler.state_dict(), "state": state}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _save_weights(model, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-
-
-def _load_weights(model, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    model.load_state_dict(load_file(str(path)))
-
-
 def predict(model, dataset, multi_label: bool, batch_size: int = 256, workers: int = 0) -> np.ndarray:
     """Student probabilities over a dataset of `(inputs..., soft, gold)`."""
     import torch
@@ -452,7 +397,7 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
                                   "history": baseline[3], "test": _evaluate(recipe, splits["test"], before["test"],
                                                                             before.pop("thresholds"))}
     out.mkdir(parents=True, exist_ok=True)
-    _save_weights(model, out / WEIGHTS)
+    save_weights(model, out / WEIGHTS)
     preprocessing_files = inputs.save(out)
     write_json_atomic(out / "student.json", {
         "arch": recipe.student.arch, "task": recipe.task, "options": recipe.student.options,

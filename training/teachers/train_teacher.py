@@ -15,6 +15,7 @@ import numpy as np
 from edgemod.errors import EdgemodError
 from edgemod.manifest import Manifest, file_ref, inputs_key, write_manifest
 from edgemod.recipe import Recipe, parse_recipe
+from edgemod.training.checkpoints import load_weights
 from edgemod.training.items import collect_items, dataset_inputs
 
 
@@ -61,7 +62,7 @@ def run(recipe: Recipe, out: Path, arch: str, image_size: int | None = None, epo
     key = inputs_key(spec.fingerprint(), dataset_inputs(spec))
     started = time.time()
     history = train._fit(model, spec, inputs, splits, work / "checkpoints", key, console)
-    train._load_weights(model, work / "checkpoints" / "best.safetensors")
+    load_weights(model, work / "checkpoints" / "best.safetensors")
     metrics = {"train_seconds": round(time.time() - started, 1), "history": history,
                "parameters": int(sum(p.numel() for p in model.parameters()))}
     for name in ("validation", "test"):
