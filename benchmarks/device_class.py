@@ -60,7 +60,7 @@ def host_device(threads: tuple[int, ...] | list[int] = (1, 2), cpuinfo: Path = P
 def describe(record: dict) -> str:
     """One line for reports: `x86-avx2 (AMD EPYC 7B13; avx2, no avx512_vnni, ...), 1-2 threads`."""
     isa = ", ".join(name if present else f"no {name}" for name, present in record.get("isa", {}).items())
-    where = record.get("cpu_model") or record.get("cpu") or "?"
+    where = record.get("cpu_model") or record.get("cpu") or record.get("device") or "?"
     extra = f"; {isa}" if isa else ""
     threads = "-".join(str(t) for t in record.get("threads", []))
     return f"{record['class']} ({where}{extra}), {record.get('kind', 'measured')}, {threads} thread(s)"

@@ -25,18 +25,20 @@ STAGE = "gate"
 
 
 def run(bench_dir: Path, out: Path, baseline: Path | None = None, overrides: list[str] | None = None,
-        recipe_path: Path | None = None, console=None) -> dict:
+        recipe_path: Path | None = None, console=None, device_results: list[Path] | None = None) -> dict:
+    """Judge the bench run at `bench_dir` (plus phone reports, `device_results`) and write the gate to `out`."""
     bench_dir, out = Path(bench_dir), Path(out)
     bench = read_manifest(bench_dir, "bench")
     recipe = _recipe(bench, recipe_path, overrides or [])
-    gate = _judge(bench, recipe, baseline)
-    _write(gate, bench, bench_dir, recipe, out, baseline)
+    gate = _judge(bench, recipe, baseline, device_results)
+    _write(gate, bench, bench_dir, recipe, out, baseline, device_results or [])
     _print(console, gate)
     return gate
 
 
 def evaluate(bench_dir: Path, baseline: Path | None = None, overrides: list[str] | None = None,
-             recipe_path: Path | None = None, budgets: dict | None = None) -> dict:
+             recipe_path: Path | None = None, budgets: dict | None = None,
+             device_results: list[Path] | None = None) -> dict:
     """The gate `run` would write (`gate.json`), computed in memory: nothing is written.
 
     Args:
@@ -52,11 +54,13 @@ def evaluate(bench_dir: Path, baseline: Path | None = None, overrides: list[str]
     recipe = _recipe(bench, recipe_path, overrides or [])
     if budgets is not None:
         recipe = parse_recipe({**recipe.model_dump(mode="json"), "budgets": budgets}, "recipe with the gate's budgets")
-    return _judge(bench, recipe, baseline)
+    return _judge(bench, recipe, baseline, device_results)
 
 
-def _judge(bench: Manifest, recipe: Recipe, baseline: Path | None) -> dict:
-    results = bench.metrics
+def _judge(bench: Manifest, recipe: Recipe, baseline: Path | None, device_results: list[Path] | None = None) -> dict:
+    from edgemod.benchmarks.device_results import load_device_results
+
+    results = {**bench.metrics, "devices": load_device_results(device_results)}
     shipped = _shipped(recipe, results)
     checks = [*_integrity_checks(bench, results), *_size_checks(recipe, results, shipped),
               *device_checks(recipe, results, shipped, _subjects), *_parity_checks(recipe, results, shipped),
@@ -231,7 +235,8 @@ def _regression_checks(recipe: Recipe, results: dict, previous: dict, shipped: s
     return checks
 
 
-def _write(gate: dict, bench: Manifest, bench_dir: Path, recipe: Recipe, out: Path, baseline: Path | None) -> None:
+def _write(gate: dict, bench: Manifest, bench_dir: Path, recipe: Recipe, out: Path, baseline: Path | None,
+           device_results: list[Path]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "gate.json", gate)
     write_text_atomic(out / "gate.md", markdown(gate))
@@ -245,13 +250,16 @@ def _write(gate: dict, bench: Manifest, bench_dir: Path, recipe: Recipe, out: Pa
         write_report(bench_dir, gate, out / "report.html")
         files.append("report.html")
     manifest = Manifest(stage=STAGE, name=recipe.name, recipe=recipe.model_dump(mode="json"),
-                        recipe_sha256=recipe.fingerprint(), inputs={"bench": file_ref(bench_dir / "manifest.json")},
+                        recipe_sha256=recipe.fingerprint(),
+                        inputs={"bench": file_ref(bench_dir / "manifest.json"),
+                                **{f"device_result:{i}": file_ref(p) for i, p in enumerate(device_results)}},
                         artifacts={f: file_ref(out / f, out) for f in files},
                         metrics={"verdict": gate["verdict"], "failed": sum(not c["passed"] for c in gate["checks"]),
                                  "checks": len(gate["checks"])},
                         # resolved, so `edgemod publish` can re-run the checks from any folder
                         details={"bench_run": str(bench_dir.resolve()),
-                                 "baseline": str(Path(baseline).resolve()) if baseline else None})
+                                 "baseline": str(Path(baseline).resolve()) if baseline else None,
+                                 "device_results": [str(Path(p).resolve()) for p in device_results]})
     write_manifest(out, manifest)
 
 

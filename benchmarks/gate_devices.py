@@ -16,7 +16,7 @@ from edgemod.budgets import EMULATED_CLASSES, DeviceBudget
 from edgemod.errors import EdgemodError
 from edgemod.recipe import Recipe
 
-LATENCY_KEY = re.compile(r"^(?P<subject>.+)_(?P<stat>p50|p90|p99)_(?P<threads>\d+)threads?$")
+LATENCY_KEY = re.compile(r"^(?P<subject>.+)_(?P<stat>p50|p90|p99|avg)_(?P<threads>\d+)threads?$")
 COUNT_NOTE = "instructions per inference under qemu-aarch64: a cost proxy, not milliseconds"
 
 
@@ -25,6 +25,7 @@ def measured_classes(results: dict) -> dict[str, dict]:
     host = results.get("device") or {"class": "host", "classes": ["host"], "kind": "measured", "threads": [1, 2]}
     classes = {name: host for name in host["classes"]}
     classes.update((results.get("arm") or {}).get("classes", {}))
+    classes.update(results.get("devices") or {})  # phones: `edgemod gate --device-result`
     return classes
 
 
@@ -34,9 +35,13 @@ def how_to_measure(device: str, results: dict) -> str:
         reason = (results.get("arm") or {}).get("not_measured_because", "")
         return (f"run `bash scripts/setup_arm.sh` (qemu-aarch64 + an arm64 LiteRT), then re-run `edgemod bench` or "
                 f"`edgemod run`{f' ({reason})' if reason else ''}")
-    if device.startswith(("android", "ios")):
-        return (f"{device} is a phone: measure it with `edgemod harness android-bench` (Android) or the iOS harness on "
-                "the device; the gate does not read phone results yet, so list this class as optional until it does")
+    if device.startswith("android"):
+        return (f"{device} is a phone: with it attached, run `edgemod harness android-bench EXPORT_DIR --artifact NAME "
+                "--report R.json` for each artifact the budgets name, then `edgemod gate BENCH_DIR --device-result "
+                "R.json ...`")
+    if device.startswith("ios"):
+        return (f"{device} is an iPhone: the gate does not read iOS timings yet (the iOS harness runs golden tests); "
+                "list this class as optional")
     host = results.get("device", {}).get("class", "unknown")
     return f"bench on a machine of class {device} (this bench ran on {host}), or drop the class from required_devices"
 
@@ -58,6 +63,8 @@ def device_checks(recipe: Recipe, results: dict, shipped: set[str], subjects) ->
             continue
         if device in EMULATED_CLASSES:
             checks += _arm_checks(device, budget, results, shipped, subjects)
+        elif measured[device].get("kind") == "device":
+            checks += _phone_checks(device, budget, measured[device], results, shipped, subjects)
         else:
             checks += _host_latency_checks(device, budget, results, shipped, subjects)
             checks += _host_speed_checks(device, budget, results, shipped)
@@ -77,6 +84,33 @@ def _host_latency_checks(device: str, budget: DeviceBudget, results: dict, shipp
             checks.append(Check(f"latency {match['stat']} {match['threads']} thread(s) (ms)", name, measured, limit,
                                 measured is not None and measured <= limit,
                                 "" if measured is not None else "not measured on this platform", device=device))
+    return checks
+
+
+def _phone_checks(device: str, budget: DeviceBudget, record: dict, results: dict, shipped: set[str],
+                  subjects) -> list[Check]:
+    """A phone's `benchmark_model` timings (avg, and p50 where that LiteRT prints the median)."""
+    checks, timed = [], record["artifacts"]
+    for key, limit in budget.latency_ms.items():
+        match = LATENCY_KEY.match(key)
+        if not match:
+            raise EdgemodError(f"latency budget key '{key}' is not <artifact or target>_<p50|p90|p99|avg>_<n>thread(s)",
+                               "e.g. tflite_int8_static_avg_1thread: 5.0")
+        for name in subjects(match["subject"], results, shipped):
+            value = timed.get(name, {}).get(f"{match['threads']}_thread", {}).get(f"{match['stat']}_ms")
+            checks.append(Check(f"latency {match['stat']} {match['threads']} thread(s) (ms)", name, value, limit,
+                                value is not None and value <= limit,
+                                "benchmark_model on the phone" if value is not None else
+                                f"not in the device results for {device}: {how_to_measure(device, results)}",
+                                device=device))
+    limit = budget.min_quantized_speedup_vs_float
+    for name in _quantized_in(results, shipped, budget.targets) if limit is not None else []:
+        float_name = _float_twin(results, name)
+        own, other = (timed.get(n, {}).get("1_thread", {}).get("avg_ms") for n in (name, float_name))
+        ratio = round(other / own, 3) if own and other else None
+        checks.append(Check(f"speed-up vs {float_name} (avg, 1 thread, on the phone)", name, ratio, limit,
+                            ratio is not None and ratio >= limit,
+                            "" if ratio else f"time both {name} and {float_name} at 1 thread on {device}", device=device))
     return checks
 
 

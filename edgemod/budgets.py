@@ -12,7 +12,8 @@ Device classes:
   is of that class (the bench records which; see `edgemod.benchmarks.device_class`).
 - `arm64-a76`, `arm64-a53`: TFLite artifacts emulated on that ARM core under qemu-aarch64,
   counted in instructions per inference (a deterministic cost proxy, not milliseconds).
-- `android:<model>`, `ios:<model>`: a real phone, measured by `edgemod harness android-bench`.
+- `android:<model>`: a real phone, timed by `edgemod harness android-bench --report R.json` and read by
+  `edgemod gate --device-result R.json`; `ios:<model>`: accepted, not yet measurable by the gate.
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ class DeviceBudget(StrictModel):
     """
 
     latency_ms: dict[str, float] = Field(
-        default_factory=dict, description="`<artifact or target>_<p50|p90|p99>_<n>thread(s)`: ms; classes timed in ms only")
+        default_factory=dict, description="`<artifact or target>_<p50|p90|p99|avg>_<n>thread(s)`: ms; classes timed in ms "
+                                          "only (phones: avg, and p50 where benchmark_model prints the median)")
     min_quantized_speedup_vs_float: float | None = Field(
         None, gt=0, description="the same target's float artifact / the int8 one (1 thread)")
     min_speedup_vs_torch_eager: float | None = Field(None, gt=0, description="host classes: torch eager fp32 / artifact")
@@ -140,6 +142,10 @@ class Budgets(StrictModel):
             if name in EMULATED_CLASSES and budget.latency_ms:
                 raise ValueError(f"budgets.devices.{name}.latency_ms: {name} is emulated and counted in instructions, "
                                  "not timed; use max_instructions_m there, or a latency_ms budget on a timed class")
+            if name.startswith(("android", "ios")) and (budget.min_speedup_vs_torch_eager is not None
+                                                         or budget.max_instructions_m):
+                raise ValueError(f"budgets.devices.{name}: a phone is timed by benchmark_model, with no torch eager "
+                                 "and no instruction counts; use latency_ms and min_quantized_speedup_vs_float")
             if name in EMULATED_CLASSES and budget.min_speedup_vs_torch_eager is not None:
                 raise ValueError(f"budgets.devices.{name}.min_speedup_vs_torch_eager: torch eager is timed on the host "
                                  "only; use min_quantized_speedup_vs_float on emulated classes")

@@ -193,11 +193,15 @@ def gate(
     baseline: Annotated[Path | None, typer.Option(help="bench folder of the last released version")] = None,
     set_: SetOption = None,
     recipe: Annotated[Path | None, typer.Option(help="take budgets from this (edited) recipe")] = None,
+    device_result: Annotated[list[Path] | None, typer.Option(
+        "--device-result", help="a phone's timing: the JSON `edgemod harness android-bench --report` wrote "
+                                "(repeatable); judged against budgets.devices.android:<model>")] = None,
 ) -> None:
     """Pass (exit 0) or fail (exit 1) a bench run against the recipe's budgets and a baseline."""
     from edgemod.benchmarks.gate import run
 
-    result = run(bench_run, out or bench_run.parent / "gate", baseline, set_, recipe, console=console)
+    result = run(bench_run, out or bench_run.parent / "gate", baseline, set_, recipe, console=console,
+                 device_results=device_result)
     raise typer.Exit(0 if result["verdict"] == "pass" else 1)
 
 

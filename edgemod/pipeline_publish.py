@@ -68,7 +68,13 @@ def verify_gate(gate_dir: Path) -> None:
     if baseline is not None and not (Path(baseline) / "manifest.json").exists():
         raise EdgemodError(f"the baseline bench run {baseline} the gate in {gate_dir} compared against is gone, "
                            "so its checks cannot be re-run", f"restore that folder, or {fix}")
-    now = evaluate(Path(bench_dir), Path(baseline) if baseline else None, budgets=budgets)
+    device_results = gate.details.get("device_results") or []
+    missing = [p for p in device_results if not Path(p).is_file()]
+    if missing:
+        raise EdgemodError(f"the device results the gate in {gate_dir} read are gone ({', '.join(missing)}), "
+                           "so its checks cannot be re-run", f"restore them, or {fix}")
+    now = evaluate(Path(bench_dir), Path(baseline) if baseline else None, budgets=budgets,
+                   device_results=[Path(p) for p in device_results])
     on_file = {_key(c) for c in recorded["checks"] if not c["passed"]}
     failed = {_key(c): c for c in now["checks"] if not c["passed"]}
     verdicts = {gate.metrics.get("verdict"), recorded["verdict"]}

@@ -232,3 +232,46 @@ def test_publish_recomputes_the_gate_and_refuses_a_hand_edited_verdict(benched, 
     assert "records the verdict pass with 0 failed" in output and "give fail with 2 failed" in output
     assert "\nfix: re-run `edgemod gate`" in "\n" + output
     assert not registry.exists()  # nothing published, nothing half-written
+
+
+def _phone_report(path, artifact: str, avg_us: float, median_us: float | None = None):
+    result = {"inference_avg_us": avg_us, "threads": 1, **({"inference_median_us": median_us} if median_us else {})}
+    path.write_text(json.dumps({"artifact": artifact, "device": {"serial": "R5CT", "model": "Pixel 7"},
+                                "options": {"num_threads": 1}, "result": result}))
+    return path
+
+
+PHONE = ["budgets.required_devices=[host, android:Pixel-7]",
+         "budgets.devices.android:Pixel-7={latency_ms: {tflite_int8_dynamic_avg_1thread: 1.0, "
+         "tflite_int8_dynamic_p50_1thread: 1.0}, min_quantized_speedup_vs_float: 1.5}"]
+
+
+def test_a_phone_budget_is_judged_on_the_phone_report(benched, tmp_path):
+    from edgemod.pipeline_publish import verify_gate
+
+    reports = [_phone_report(tmp_path / "int8.json", "tflite_int8_dynamic", 850.0, 800.0),
+               _phone_report(tmp_path / "fp32.json", "tflite_fp32", 1700.0)]
+    result = gate.run(benched, tmp_path / "gate", overrides=[*GENEROUS, *PHONE], device_results=reports)
+    rows = {(c["name"], c["subject"]): c for c in result["checks"] if c["device"] == "android:Pixel-7"}
+    assert rows[("latency avg 1 thread(s) (ms)", "tflite_int8_dynamic")]["value"] == 0.85
+    assert rows[("latency p50 1 thread(s) (ms)", "tflite_int8_dynamic")]["value"] == 0.8
+    assert rows[("speed-up vs tflite_fp32 (avg, 1 thread, on the phone)", "tflite_int8_dynamic")]["value"] == 2.0
+    assert result["verdict"] == "pass", [c for c in result["checks"] if not c["passed"]]
+    verify_gate(tmp_path / "gate")  # publish re-reads the same reports and agrees
+
+    slow = [_phone_report(tmp_path / "slow.json", "tflite_int8_dynamic", 1500.0), reports[1]]
+    failed = gate.run(benched, tmp_path / "slow", overrides=[*GENEROUS, *PHONE], device_results=slow)
+    assert {c["name"] for c in failed["checks"] if not c["passed"]} == {  # 1.5 ms; no median in this report
+        "latency avg 1 thread(s) (ms)", "latency p50 1 thread(s) (ms)", "speed-up vs tflite_fp32 (avg, 1 thread, on the phone)"}
+
+    unmeasured = gate.run(benched, tmp_path / "none", overrides=[*GENEROUS, *PHONE])
+    row = next(c for c in unmeasured["checks"] if c["subject"] == "android:Pixel-7")
+    assert not row["passed"] and "--device-result" in row["detail"] and row["detail"].startswith("fix:")
+
+
+def test_a_damaged_phone_report_is_a_user_error(benched, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"artifact": "tflite_int8_dynamic"}')
+    sets = [arg for budget in GENEROUS for arg in ("--set", budget)]
+    assert main(["gate", str(benched), "--out", str(tmp_path / "g"), *sets, "--device-result", str(bad)]) == 2
+    assert not (tmp_path / "g").exists()
