@@ -60,6 +60,10 @@ class DatasetEntry(BaseModel):
     labels: list[str]
     splits: list[str]
     license: str
+    # Whether a model trained on this set may be redistributed (edgemod/data_sources.py): unset means
+    # nobody checked, and a public release refuses it like `false`.
+    ship_models: bool | None = None
+    ship_note: str = ""
     evaluate: bool = True
     notes: str = ""
     raw: RawSource | None = None

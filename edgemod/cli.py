@@ -267,11 +267,13 @@ def report(run_dir: Annotated[Path, typer.Argument(help="folder written by `edge
 def results_collect(
     run_dir: Annotated[Path, typer.Argument(help="folder written by `edgemod run` (label/train/export/bench/gate)")],
     out: Annotated[Path, typer.Option(help="results file to write, e.g. results/text-hate.json")],
+    releases: Annotated[Path | None, typer.Option(help="registry folder (e.g. releases) to find the release made "
+                                                       "from this run's export in")] = None,
 ) -> None:
     """Write the run's headline numbers (teacher, student, artifacts, identity groups, gate) to one JSON file."""
     from edgemod.results import collect, write
 
-    write(collect(run_dir), out)
+    write(collect(run_dir, releases=releases), out)
     console.print(f"results: {out}")
 
 

@@ -1,4 +1,4 @@
-"""`edgemod publish | promote | rollback | pull | list | show` and `edgemod registry keygen | check`.
+"""`edgemod publish | promote | rollback | pull | list | show` and `edgemod registry keygen | check | prune`.
 
 Mounted by edgemod/cli.py with `register_registry_commands(app)`. Commands only parse flags, build
 the registry config (edgemod.yaml, then EDGEMOD_* variables, then these flags) and call
@@ -39,15 +39,21 @@ def publish_command(
     channel: Annotated[str | None, typer.Option(help="also point this channel (stable, canary, ...) at the release")] = None,
     key: Annotated[Path | None, typer.Option(help="ed25519 private key (default: $EDGEMOD_SIGNING_KEY)")] = None,
     reclaim: Annotated[bool, typer.Option(help="take over an unfinished upload of this version whose publisher died")] = False,
+    public: Annotated[bool, typer.Option(help="a release for everyone (e.g. the committed releases/): refuse a model "
+                                              "trained on data whose licence does not allow shipping it")] = False,
     registry: RegistryOption = None, config: ConfigOption = None,
 ) -> None:
     """Publish a gated run as NAME@VERSION: per-platform models, golden vectors, reports, model card, signed manifest."""
+    from edgemod.data_sources import data_sources, require_shippable
     from edgemod.manifest import read_manifest
     from edgemod.pipeline_publish import verify_gate
     from edgemod.registry.core import publish
     from edgemod.registry.refs import check_channel, check_name, check_version
 
-    name = read_manifest(gate_run, "gate").name if name is None else name  # `--name ""` is an error, not the default
+    gate_manifest = read_manifest(gate_run, "gate")
+    if public:
+        require_shippable(data_sources(gate_manifest.recipe.get("data", {})), f"the model of {gate_run}")
+    name = gate_manifest.name if name is None else name  # `--name ""` is an error, not the default
     check_name(name)
     check_version(version)
     if channel is not None:
@@ -85,7 +91,7 @@ def rollback_command(
 
 def pull_command(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION or NAME@CHANNEL, e.g. text-hate@1.4.0, text-hate@stable")],
-    platform: Annotated[str, typer.Option(help="android (TFLite), ios (Core ML) or onnx")],
+    platform: Annotated[str, typer.Option(help="android (TFLite), ios (Core ML), web (MediaPipe Tasks) or onnx")],
     out: Annotated[Path, typer.Option(help="folder to write (replaced atomically; a re-run resumes)")],
     trusted_key: TrustedOption = None, registry: RegistryOption = None, config: ConfigOption = None,
 ) -> None:
@@ -163,7 +169,7 @@ def _print_model(info: dict) -> None:
     out_console.print("history:")
     for event in info["history"]:
         moved = (f"{event.get('channel')}: {event.get('from') or '(new)'} → {event.get('to')}"
-                 if event.get("channel") else event.get("version"))
+                 if event.get("channel") else event.get("version") or ", ".join(event.get("versions", [])))
         out_console.print(f"  {event['at']}  {event['event']:8s} {moved}  by {event['by']}")
 
 
@@ -178,6 +184,23 @@ def keygen_command(
     ident = next(iter(load_trusted_keys([public])))
     console.print(f"[green]key pair[/green] {private} (private, mode 600: EDGEMOD_SIGNING_KEY) and {public} "
                   f"(public: EDGEMOD_TRUSTED_KEYS), key id {ident}")
+
+
+def trusts_command(
+    key: Annotated[Path, typer.Argument(help="ed25519 private key (PEM) a release manager signs with")],
+    trusted_key: TrustedOption = None, config: ConfigOption = None,
+) -> None:
+    """Exit 0 when the public half of KEY is among the trusted keys (so pulls will accept what it signs), 2 when not."""
+    from edgemod.errors import EdgemodError
+    from edgemod.registry.signing import key_id, load_private_key, load_trusted_keys
+
+    trusted = load_trusted_keys(_config(config, None, trusted_keys=trusted_key).trusted_keys)
+    ident = key_id(load_private_key(key).public_key())
+    if ident not in trusted:
+        raise EdgemodError(f"key {key} (id {ident}) is not among the trusted keys ({', '.join(sorted(trusted))})",
+                           "add its public half beside the others (e.g. releases/keys/NAME.pub, committed) "
+                           "or sign with a trusted key")
+    console.print(f"[green]trusted[/green] key id {ident}")
 
 
 def check_command(
@@ -222,6 +245,28 @@ def check_command(
                   f"releases{read}")
 
 
+def prune_command(
+    names: Annotated[list[str] | None, typer.Argument(help="models to prune (default: every model in the registry)")] = None,
+    keep_previous: Annotated[int, typer.Option(help="earlier versions of each channel to keep for `rollback`")] = 1,
+    dry_run: Annotated[bool, typer.Option(help="only say what would be removed")] = False,
+    registry: RegistryOption = None, config: ConfigOption = None,
+) -> None:
+    """Remove old versions: keep what each channel points at, its KEEP_PREVIOUS earlier versions and
+    unpromoted newer ones; recorded in history, so channels and rollbacks stay consistent."""
+    from edgemod.registry.core import Registry
+    from edgemod.registry.prune import prune
+
+    target = Registry(_config(config, registry))
+    target.require_found()
+    for name in names or sorted(target.index()["models"]):
+        plan = prune(target, name, keep_previous, dry_run)
+        kept = ", ".join(f"{v} ({why})" for v, why in sorted(plan.kept.items(), key=lambda kv: kv[0]))
+        verb = "would remove" if dry_run else "removed"
+        gone = (f"{verb} {', '.join(plan.removed)} ({plan.bytes_removed / 1e6:.2f} MB)" if plan.removed
+                else "nothing to remove")
+        console.print(f"[green]{name}[/green]: kept {kept or '-'}; {gone}", highlight=False)
+
+
 def register_registry_commands(app: typer.Typer) -> None:
     """Add publish, promote, rollback, pull, list, show and the `registry` group to `app` (once)."""
     if getattr(app, "_edgemod_registry_commands", False):
@@ -236,4 +281,7 @@ def register_registry_commands(app: typer.Typer) -> None:
     registry_app = typer.Typer(help="Registry keys and maintenance.", no_args_is_help=True)
     registry_app.command("keygen")(keygen_command)
     registry_app.command("check")(check_command)
-    app.add_typer(registry_app, name="registry", help="Signing keys (keygen) and consistency checks (check --repair, --deep).")
+    registry_app.command("trusts")(trusts_command)
+    registry_app.command("prune")(prune_command)
+    app.add_typer(registry_app, name="registry",
+                  help="Signing keys (keygen), consistency checks (check --repair, --deep) and old versions (prune).")

@@ -81,6 +81,17 @@ def _data(release: dict) -> str:
         lines.append(f"- transfer (unlabelled, teacher soft labels only): {', '.join(f'`{t}`' for t in data['transfer'])}")
     if data.get("max_items_per_split"):
         lines.append(f"- capped at {data['max_items_per_split']} items per split (a smoke-size run)")
+    if release.get("data_sources"):
+        rows = [[s["dataset"], ", ".join(s["roles"]), s["license"],
+                 {True: "yes", False: "**no**", None: "not stated"}[s["ship_models"]] if s["trained_on"] else "(evaluation only)",
+                 s["ship_note"] or "–"] for s in release["data_sources"]]
+        lines += ["", "Sources and licences (datasets.yaml):", "",
+                  _table(["dataset", "used as", "licence", "models may be redistributed", "conditions"], rows)]
+    if release.get("weight_sources"):
+        rows = [[w["part"], w["weights"], w["package"], w["license"]] for w in release["weight_sources"]]
+        lines += ["", "Pretrained weights in the shipped model:", "", _table(["part", "weights", "package", "licence"], rows)]
+    if release.get("teachers"):
+        lines += ["", "Teachers only label the training data; none of their weights ship."]
     teachers = [[t.get("name"), t["kind"], t.get("weight"), t.get("identity")] for t in release.get("teachers", [])]
     if teachers:
         lines += ["", "Teachers:", "", _table(["name", "kind", "weight", "identity"], teachers)]

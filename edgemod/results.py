@@ -21,9 +21,10 @@ END = "<!-- results:end -->"
 FAIRNESS_GROUPS_SHOWN = 30  # min items for an identity row in the README table (the gate's default)
 
 
-def collect(run_dir: Path, commit: str | None = None) -> dict:
+def collect(run_dir: Path, commit: str | None = None, releases: Path | None = None) -> dict:
     """The headline numbers of the run folder written by `edgemod run` (label/train/export/bench/gate);
-    `commit` defaults to the one the train stage recorded (the code that trained the student)."""
+    `commit` defaults to the one the train stage recorded (the code that trained the student). With
+    `releases` (a registry folder), also the release there that holds exactly this run's export."""
     run_dir = Path(run_dir)
     train_manifest = _read(run_dir / "train" / "manifest.json")
     train = train_manifest["metrics"]
@@ -40,7 +41,7 @@ def collect(run_dir: Path, commit: str | None = None) -> dict:
                     "test_macro_f1_at_thresholds": test["student_at_thresholds"]["macro_f1"],
                     "best_epoch": max(train["history"], key=lambda h: h["validation_macro_f1"])["epoch"],
                     "epochs_run": len(train["history"]), "train_seconds": train["train_seconds"]},
-        "artifacts": _artifacts(bench),
+        "artifacts": _artifacts(bench, _read(run_dir / "export" / "manifest.json")),
         "gate": {"verdict": gate["verdict"], "passed": sum(c["passed"] for c in gate["checks"]),
                  "checks": len(gate["checks"]),
                  "failed": [f"{c['name']} ({c['subject']}): {c['value']} vs {c['budget']}"
@@ -54,7 +55,27 @@ def collect(run_dir: Path, commit: str | None = None) -> dict:
                            "identity": _identity(bench)}
     if bench.get("out_of_domain"):
         results["out_of_domain"] = bench["out_of_domain"]
+    if releases is not None:
+        results["release"] = find_release(Path(releases), recipe["name"], run_dir / "export" / "manifest.json")
     return results
+
+
+def find_release(releases: Path, name: str, export_manifest: Path) -> dict | None:
+    """The version of `name` in the registry folder `releases` published from this very export
+    (its signed manifest records the export manifest's sha256), with the channels pointing at it."""
+    from edgemod.fsutil import sha256_file
+
+    wanted = sha256_file(export_manifest)
+    channels = {}
+    if (releases / name / "channels.json").exists():
+        channels = {c: v["version"] for c, v in json.loads((releases / name / "channels.json").read_text())["channels"].items()}
+    for manifest in sorted((releases / name).glob("*/release.json")):
+        release = json.loads(manifest.read_text())
+        if release.get("sources", {}).get("export", {}).get("manifest_sha256") == wanted:
+            version = release["version"]
+            return {"name": name, "version": version, "registry": releases.as_posix(),
+                    "channels": sorted(c for c, v in channels.items() if v == version)}
+    return None
 
 
 def write(results: dict, path: Path) -> None:
@@ -94,8 +115,15 @@ def readme_block_in(readme: Path) -> str:
 def _recipe_tables(results: dict, path: Path) -> str:
     student, teacher = results["student"], results["teacher"]
     ratio = student["test_macro_f1_argmax"] / teacher["test_macro_f1"]
+    release = results.get("release")
+    shipped = (f"Release **`{release['name']}@{release['version']}`** in `{release['registry']}/`"
+               + (f" (channel {', '.join(release['channels'])})" if release.get("channels") else "")
+               + f": `edgemod pull {release['name']}@{release['version']} --registry {release['registry']} "
+               f"--trusted-key {release['registry']}/keys --platform web|android|ios`.\n"
+               if release else "Not in the committed `releases/` registry.\n")
     lines = [f"\n### `{results['recipe']}` (from `{path.as_posix().split('/')[-2]}/{path.name}`: run "
              f"`{results.get('run_dir', '?')}` at commit `{results['commit'][:10]}`, {results['machine']})\n",
+             shipped,
              "| | test macro-F1 |", "|---|---|",
              f"| teacher | {teacher['test_macro_f1']:.4f} |",
              f"| student `{student['arch']}` ({student['parameters']:,} parameters), argmax | "
@@ -146,10 +174,11 @@ def _ood_lines(results: dict) -> list[str]:
     return lines
 
 
-def _artifacts(bench: dict) -> dict:
+def _artifacts(bench: dict, export_manifest: dict) -> dict:
     out = {}
+    hashes = {name: record.get("sha256") for name, record in export_manifest.get("artifacts", {}).items()}
     for name, artifact in bench["artifacts"].items():
-        entry = {"size_mb": artifact.get("size_mb"), "measured": bool(artifact.get("measured"))}
+        entry = {"size_mb": artifact.get("size_mb"), "measured": bool(artifact.get("measured")), "sha256": hashes.get(name)}
         if artifact.get("measured"):
             entry["decision_agreement"] = round(1 - artifact["decision_flip_rate"], 6)
             entry["macro_f1_at_thresholds"] = artifact["accuracy_at_thresholds"]["macro_f1"]

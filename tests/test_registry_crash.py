@@ -60,6 +60,8 @@ def command(point: str, gate: Path, channel: bool = True) -> list[str]:
     op = point.split(":")[0]
     if op in ("publish", "lock"):
         return ["publish", str(gate), "--name", NAME, "--version", "2.0.0", *(["--channel", "stable"] if channel else [])]
+    if op == "prune":  # stable: 1.0.0 then 1.1.0; keeping no earlier version removes 1.0.0
+        return ["registry", "prune", NAME, "--keep-previous", "0"]
     if op == "promote":
         return ["promote", NAME, "1.0.0", "--channel", "stable"]
     return ["rollback", NAME, "--channel", "stable"]
@@ -67,7 +69,7 @@ def command(point: str, gate: Path, channel: bool = True) -> list[str]:
 
 def expected_stable(point: str, channel: bool = True) -> str:
     op = point.split(":")[0]
-    if outcome(point) == BEFORE or not channel:
+    if outcome(point) == BEFORE or not channel or op == "prune":
         return "1.1.0"
     return "2.0.0" if op in ("publish", "lock") else "1.0.0"
 
@@ -156,7 +158,9 @@ def assert_consistent(registry: Registry) -> None:
                    and k.split("/")[1] not in releases and "/.upload/" not in k}
     assert not uncommitted, f"files of an uncommitted version remain: {sorted(uncommitted)}"
     events = registry.history(NAME)
-    published = Counter(e["version"] for e in events if e["event"] == "publish")
+    pruned = {v for e in events if e["event"] == "prune" for v in e["versions"]}
+    assert not pruned & releases, "a pruned version is still committed"
+    published = Counter(e["version"] for e in events if e["event"] == "publish" and e["version"] not in pruned)
     assert published == Counter(dict.fromkeys(releases, 1)), "each committed release is published exactly once"
     derived = {channel: stack[-1] for channel, stack in channel_stacks(events).items()}
     assert set(derived.values()) <= releases, "a channel points at an uncommitted version"
@@ -223,6 +227,8 @@ def crash_and_recover(point: str, signal_name: str, where: str, world, tmp_path,
     assert committed == (outcome(point) == AFTER and point.split(":")[0] in ("publish", "lock"))
     assert (registry.backend.get(f"{NAME}/3.0.0/release.json") is not None) == (recovery == PUBLISH)
     assert registry.channels(NAME)["stable"] == expected_stable(point, channel), point
+    if point.startswith("prune:"):
+        assert (registry.backend.get(f"{NAME}/1.0.0/release.json") is None) == (outcome(point) == AFTER), point
     return registry
 
 

@@ -2,7 +2,7 @@
 finish what dead writers left.
 
 A consistent registry has: every committed release (its release.json) published exactly once in
-its model's history and listed in index.json; channels (channels.json, and history replayed) only
+its model's history and not pruned there and listed in index.json; channels (channels.json, and history replayed) only
 pointing at committed releases; channels.json and the index's channels equal to history replayed;
 no intents of dead writers in `.pending/`; no half-uploads without a live publisher; no stale locks
 or temp files. `--repair` replays dead writers' intents (complete or roll back, as the next writer
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from edgemod.errors import EdgemodError
 from edgemod.registry.documents import release_files
-from edgemod.registry.history import channel_stacks
+from edgemod.registry.history import channel_stacks, pruned_versions
 from edgemod.registry.holders import is_alive
-from edgemod.registry.journal import is_dead, pending, record_publish, recover, roll_back_version
+from edgemod.registry.journal import delete_versions, is_dead, pending, record_publish, recover, roll_back_version
 from edgemod.registry.refs import SEMVER, semver_key
 from edgemod.registry.signing import load_trusted_keys, tampered, verify_release
 from edgemod.registry.store import RELEASE, SIGNATURE, Backend, read_json
@@ -183,8 +183,12 @@ def _scan(keys: list[str]) -> dict[str, _Model]:
 def _model_findings(registry: Registry, name: str, model: _Model, index: dict[str, Any] | None) -> list[Finding]:
     findings = []
     stale = registry.config.stale_upload_after_s
+    try:
+        pruned = pruned_versions(registry.history(name))
+    except EdgemodError:
+        pruned = set()  # reported below
     for version, count in sorted(model.files.items()):
-        if version not in model.releases and not _live_upload(registry, model.claims.get(version, []), stale):
+        if version not in model.releases | pruned and not _live_upload(registry, model.claims.get(version, []), stale):
             findings.append(Finding(f"{name}/{version}/", f"{count} file(s) of an unfinished upload, no live publisher",
                                     "delete them"))
     try:
@@ -192,16 +196,19 @@ def _model_findings(registry: Registry, name: str, model: _Model, index: dict[st
     except EdgemodError as error:
         return [*findings, Finding(f"{name}/history.jsonl", error.message, error.hint or "fix history.jsonl by hand", False)]
     published = Counter(e.get("version") for e in events if e.get("event") == "publish")
-    for version in sorted(model.releases):
+    for version in sorted(model.releases - pruned_versions(events)):
         if published[version] == 0:
             findings.append(Finding(f"{name}@{version}", "committed release without a publish entry in history",
                                     "record its publish event"))
         elif published[version] > 1:
             findings.append(Finding(f"{name}@{version}", f"published {published[version]} times in history",
                                     "history is append-only: leave it, or edit history.jsonl by hand", False))
-    for version in sorted(set(published) - model.releases):
+    pruned = pruned_versions(events)
+    for version in sorted(set(published) - model.releases - pruned):
         findings.append(Finding(f"{name}@{version}", "history records a publish but release.json is missing",
                                 "restore the release from a backup, or republish it", False))
+    for version in sorted(pruned & (model.releases | set(model.files))):
+        findings.append(Finding(f"{name}@{version}", "pruned in history, but its files remain", "delete them"))
     derived = {channel: stack[-1] for channel, stack in channel_stacks(events).items()}
     for channel, version in sorted(derived.items()):
         if version not in model.releases:
@@ -250,19 +257,25 @@ def _repair(registry: Registry) -> list[str]:
     for name, model in sorted(_scan(backend.list("")).items()):
         if name in busy:
             continue
-        for version in sorted(set(model.files) - model.releases):
+        try:
+            events = registry.history(name)
+        except EdgemodError as error:
+            events = None
+            done.append(f"left {name}'s history alone: {error.message}")
+        leftover = sorted(pruned_versions(events or []) & (model.releases | set(model.files)))
+        if leftover:
+            delete_versions(registry, name, leftover)
+            done.append(f"deleted the files of pruned {', '.join(f'{name}@{v}' for v in leftover)}")
+        for version in sorted(set(model.files) - model.releases - set(leftover)):
             claims = sorted(model.claims.get(version, []))
             if not _live_upload(registry, claims, stale):
                 last = (claims[-1], read_json(backend, claims[-1]) or {}) if claims else None
                 roll_back_version(registry, name, version, last, None)
                 done.append(f"deleted the unfinished upload of {name}@{version}")
-        try:
-            events = registry.history(name)
-        except EdgemodError as error:
-            done.append(f"left {name} alone: {error.message}")
+        if events is None:
             continue
         recorded = {e.get("version") for e in events if e.get("event") == "publish"}
-        for version in sorted(model.releases - recorded):
+        for version in sorted(model.releases - recorded - set(leftover)):
             record_publish(registry, name, version, None)
             done.append(f"recorded the publish of {name}@{version}")
         registry._sync_channels(name)

@@ -19,7 +19,7 @@ from edgemod.errors import EdgemodError, did_you_mean
 from edgemod.registry.config import RegistryConfig, load_config
 from edgemod.registry.crashpoints import crash_point
 from edgemod.registry.documents import channel_versions, index_models, release_manifest
-from edgemod.registry.history import append_event, channel_stacks, compare_and_swap, now, read_events
+from edgemod.registry.history import append_event, channel_stacks, compare_and_swap, now, pruned_versions, read_events
 from edgemod.registry.journal import Intent, begin, complete, recover, settle
 from edgemod.registry.publish import Publisher, PublishResult
 from edgemod.registry.pull import PullResult, check_out, check_platform, fetch_release
@@ -161,6 +161,7 @@ class Registry:
         release = assemble(Path(gate_dir), name, version, self.user)
         signature = sign_manifest(release.manifest, private)
         recover(self)
+        self._refuse_pruned(name, version)
         publisher = Publisher(self.backend, self.user, self.config.stale_upload_after_s)
         intent = begin(self.backend, "publish", name, version=version, channel=channel)
         crash_point("publish:after-intent")
@@ -175,6 +176,11 @@ class Registry:
         return PublishResult(name, version, f"{self.backend.url}/{name}/{version}", len(release.files),
                              sum(f.bytes for f in release.files), key_id(private.public_key()), channel,
                              time.perf_counter() - started)
+
+    def _refuse_pruned(self, name: str, version: str) -> None:
+        if version in pruned_versions(self.history(name)):
+            raise EdgemodError(f"{name}@{version} was published and later pruned; versions are immutable, "
+                               "so its number is not reused", "publish this build under a new version")
 
     def promote(self, name: str, version: str, channel: str) -> dict[str, Any]:
         """Point `channel` at `version` (which must be published); recorded in history."""

@@ -36,6 +36,12 @@ CRASH_POINTS = (
     "rollback:after-history",
     "rollback:after-channels",
     "rollback:after-index",
+    "prune:after-intent",
+    "prune:after-history",
+    "prune:after-uncommit",
+    "prune:after-files",
+    "prune:after-channels",
+    "prune:after-index",
     "lock:held",
     # A local folder's writer killed after a compare-and-swap wrote its key, before it removed the key's
     # lock file (one point per key: a kill is taken at the first write of that key).

@@ -72,6 +72,10 @@ def parse_events(data: bytes, where: str) -> list[dict[str, Any]]:
         if moves and not all(isinstance(event.get(k), str) for k in ("channel", "to")):
             raise _shape_error(where, f"line {number}: a {event['event']} event needs `channel` and `to`",
                                _history_hint(where, number))
+        versions = event.get("versions")
+        if event["event"] == "prune" and not (isinstance(versions, list) and all(isinstance(v, str) for v in versions)):
+            raise _shape_error(where, f"line {number}: a prune event needs `versions`, a list of version strings",
+                               _history_hint(where, number))
         events.append(event)
     return events
 

@@ -29,14 +29,25 @@ def read_events(blob: Blob | None, where: str = "history.jsonl") -> list[dict[st
 
 
 def channel_stacks(events: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Replay history: a promote pushes its version on the channel's stack, a rollback pops it."""
+    """Replay history: a promote pushes its version on the channel's stack, a rollback pops it, a prune
+    removes its versions from every stack (never a channel's head: `registry prune` keeps those)."""
     stacks: dict[str, list[str]] = {}
     for event in events:
         if event.get("event") == "promote":
             stacks.setdefault(event["channel"], []).append(event["to"])
         elif event.get("event") == "rollback" and stacks.get(event["channel"]):
             stacks[event["channel"]].pop()
+        elif event.get("event") == "prune":
+            gone = set(event.get("versions", []))
+            for channel, stack in stacks.items():
+                kept = [v for v in stack[:-1] if v not in gone]
+                stacks[channel] = [*kept, stack[-1]] if stack else stack
     return stacks
+
+
+def pruned_versions(events: list[dict[str, Any]]) -> set[str]:
+    """Every version a `prune` event removed."""
+    return {v for e in events if e.get("event") == "prune" for v in e.get("versions", [])}
 
 
 def append_event(backend: Backend, name: str, user: str,

@@ -1,4 +1,4 @@
-"""The write-ahead journal: each publish, promote and rollback first writes an intent to
+"""The write-ahead journal: each publish, promote, rollback and prune first writes an intent to
 `.pending/`, then takes its steps, each idempotent, then deletes the intent. Any later writer (and
 `edgemod registry check --repair`) replays the intents of dead writers: it completes what reached its
 commit point and rolls back what did not. The protocol itself is described in
@@ -27,6 +27,8 @@ STEPS = {
                 "history: publish", "history: promote (with --channel)", "channels.json", "index.json"],
     "promote": ["history: promote (the commit point)", "channels.json", "index.json"],
     "rollback": ["history: rollback (the commit point)", "channels.json", "index.json"],
+    "prune": ["history: prune (the commit point)", "release.json of each pruned version", "their other files",
+              "channels.json", "index.json"],
 }
 
 
@@ -52,7 +54,7 @@ class Intent:
 def begin(backend: Backend, op: str, name: str, **fields: Any) -> Intent:
     """Record what this writer is about to do, before its first step (create-only: the id is unique)."""
     intent_id = uuid.uuid4().hex
-    target = fields.get("version") or fields.get("channel")
+    target = fields.get("version") or fields.get("channel") or op
     body = {"op": op, "name": name, **fields, "id": intent_id, "steps": STEPS[op], "at": now(), **this_holder()}
     key = f"{PENDING}/{name}@{target}.{op}.{intent_id[:12]}.json"
     backend.put(key, (json.dumps(body, indent=2) + "\n").encode(), if_absent=True)
@@ -138,11 +140,33 @@ def complete(registry: Registry, intent: Intent) -> None:
         if intent.body.get("channel"):
             _record_channel_move(registry, intent)
             crash_point("publish:after-promote-event")
+    if op == "prune":
+        _delete_pruned(registry, name, intent.id)
+        crash_point("prune:after-files")
     registry._sync_channels(name)
     crash_point(f"{op}:after-channels")
     registry._refresh_index()
     crash_point(f"{op}:after-index")
     finish(registry.backend, intent)
+
+
+def _delete_pruned(registry: Registry, name: str, intent_id: str) -> None:
+    """The files of the versions the `prune` event of `intent_id` names."""
+    events = [e for e in registry.history(name) if e.get("event") == "prune" and e.get("intent") == intent_id]
+    delete_versions(registry, name, [v for e in events for v in e.get("versions", [])])
+
+
+def delete_versions(registry: Registry, name: str, versions: list[str]) -> None:
+    """Each version's release.json first (it stops being committed), then every other file of it."""
+    for version in versions:
+        prefix = f"{name}/{version}"
+        registry.backend.delete(f"{prefix}/{RELEASE}")
+        crash_point("prune:after-uncommit")
+        for key in registry.backend.list(prefix + "/"):
+            registry.backend.delete(key)
+        remove_empty = getattr(registry.backend, "remove_empty_folders", None)
+        if remove_empty:
+            remove_empty(prefix)
 
 
 def record_publish(registry: Registry, name: str, version: str, intent_id: str | None) -> None:

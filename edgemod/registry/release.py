@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgemod.data_sources import data_sources, weight_sources
 from edgemod.errors import EdgemodError
 from edgemod.fsutil import read_json_object, sha256_bytes, sha256_file
 from edgemod.manifest import Manifest, git_commit, read_manifest, verify_artifacts
@@ -247,6 +248,8 @@ def _manifest(runs: _Runs, name: str, version: str, published_by: str, artifacts
         "labels": export.details["labels"], "thresholds": export.details["thresholds"],
         "student": export.details["student"], "teachers": export.details.get("teachers", []),
         "data": recipe.get("data", {}),
+        "data_sources": data_sources(recipe.get("data", {})),
+        "weight_sources": weight_sources(recipe),
         "platforms": {p: sorted(n for n, a in artifacts.items() if p in SHIPS_TO[a["platform"]]) for p in platforms},
         "artifacts": {n: _artifact_entry(a) for n, a in sorted(artifacts.items())},
         "metrics": metrics_summary(runs.bench.metrics, list(artifacts)),

@@ -191,6 +191,17 @@ class LocalBackend:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def remove_empty_folders(self, prefix: str) -> None:
+        """Remove `prefix`'s folder and the folders under it that hold nothing (after a prune)."""
+        base = self._path(prefix)
+        if not base.is_dir():
+            return
+        for folder in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        with contextlib.suppress(OSError):
+            base.rmdir()
+
     def list(self, prefix: str) -> list[str]:
         base = self.root / prefix if prefix else self.root
         if not base.is_dir():
