@@ -50,10 +50,10 @@ def publish_command(
     from edgemod.registry.core import publish
     from edgemod.registry.refs import check_channel, check_name, check_version
 
-    gate_manifest = read_manifest(gate_run, "gate")
     if public:
-        require_shippable(data_sources(gate_manifest.recipe.get("data", {})), f"the model of {gate_run}")
-    name = gate_manifest.name if name is None else name  # `--name ""` is an error, not the default
+        recipe = read_manifest(gate_run, "gate").recipe
+        require_shippable(data_sources(recipe.get("data", {})), f"the model of {gate_run}")
+    name = read_manifest(gate_run, "gate").name if name is None else name  # `--name ""` is an error, not the default
     check_name(name)
     check_version(version)
     if channel is not None:
