@@ -2,7 +2,7 @@
 # Reproduce a recipe's published numbers from a clean checkout, as a new user would:
 #   bash scripts/reproduce.sh text-hate      (or text-spam)
 # 1. the environment (scripts/setup.sh) when .venv is missing;
-# 2. the recipe's teacher, fine-tuned here when its folder is missing (text-hate: ~80 min on 2
+# 2. the recipe's teacher, fine-tuned here when its folder is missing (text-hate: ~20 min on 2 idle
 #    cores; copy runs/teachers/<name> from an earlier checkout to skip it: the fine-tune is exact);
 # 3. `edgemod run` (label -> train -> export -> bench -> gate -> publish) into runs/<recipe>;
 # 4. results/<recipe>.json from that run, and the README tables regenerated from results/*.json;
