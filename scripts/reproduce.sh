@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Reproduce a recipe's published numbers from a clean checkout, as a new user would:
-#   bash scripts/reproduce.sh text-hate      (or text-spam)
+#   bash scripts/reproduce.sh text-hate      (or text-spam, vision-weapons)
 # 1. the environment (scripts/setup.sh) when .venv is missing;
 # 2. the recipe's teacher, fine-tuned here when its folder is missing (text-hate: ~20 min on 2 idle
-#    cores; copy runs/teachers/<name> from an earlier checkout to skip it: the fine-tune is exact);
+#    cores, vision-weapons: ~48 min; copy runs/teachers/<name> from an earlier checkout to skip it);
 # 3. `edgemod run` (label -> train -> export -> bench -> gate -> publish) into runs/<recipe>;
 # 4. results/<recipe>.json from that run, and the README tables regenerated from results/*.json;
 # 5. with RELEASE_VERSION and EDGEMOD_RELEASE_KEY set and a passing gate, the release into the
@@ -11,16 +11,21 @@
 # Every figure in the README's results section comes from step 4, never from a hand edit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-recipe="${1:?usage: scripts/reproduce.sh RECIPE (text-hate | text-spam)}"
+recipe="${1:?usage: scripts/reproduce.sh RECIPE (text-hate | text-spam | vision-weapons)}"
 case "$recipe" in
-  text-hate) teacher=runs/teachers/hatexplain-minilm; finetune=() ;;
-  text-spam) teacher=runs/teachers/sms-minilm; finetune=(--epochs 3) ;;
-  *) echo "reproduce.sh: no teacher recipe for '$recipe'; known: text-hate, text-spam" >&2; exit 2 ;;
+  text-hate) teacher=runs/teachers/hatexplain-minilm; make_teacher=(teacher finetune) ;;
+  text-spam) teacher=runs/teachers/sms-minilm; make_teacher=(teacher finetune --epochs 3) ;;
+  # Lite2 fine-tuned on gold labels at 260 px, its first stages frozen (the recipe's header)
+  vision-weapons) teacher=runs/teachers/weapons-lite2
+    make_teacher=(teacher train --arch efficientnet_lite2 --pretrained imagenet:efficientnet_lite2
+                  --image-size 260 --epochs 5 --set distill.gold_only=true
+                  --set 'distill.freeze=[conv_stem, bn1, "blocks.[0-3]"]' --set distill.int8_weights=false) ;;
+  *) echo "reproduce.sh: no teacher recipe for '$recipe'; known: text-hate, text-spam, vision-weapons" >&2; exit 2 ;;
 esac
 [ -x .venv/bin/edgemod ] || bash scripts/setup.sh dev
 edgemod=.venv/bin/edgemod
 out="${REPRODUCE_OUT:-runs/$recipe}"
-[ -f "$teacher/manifest.json" ] || $edgemod teacher finetune "recipes/$recipe.yaml" --out "$teacher" "${finetune[@]}"
+[ -f "$teacher/manifest.json" ] || $edgemod "${make_teacher[@]:0:2}" "recipes/$recipe.yaml" --out "$teacher" "${make_teacher[@]:2}"
 keys=runs/keys
 [ -f "$keys/edgemod-signing.key" ] || $edgemod registry keygen --out "$keys"
 export EDGEMOD_REGISTRY="${EDGEMOD_REGISTRY:-runs/registry}"
