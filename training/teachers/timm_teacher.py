@@ -8,8 +8,11 @@ teacher scores images exactly as the model was trained. Items carry the image fi
 teachers:
   - kind: timm
     path: runs/weapons-teacher/checkpoint
-    options: {batch_size: 32, threads: 2, tta_hflip: true}
+    options: {batch_size: 32, threads: 2, tta_hflip: true, engine: onnxruntime}
 ```
+
+`engine: onnxruntime` scores through an fp32 ONNX export of the checkpoint (`timm_onnx`), checked
+against torch on validation frames before any label is written.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,12 +50,16 @@ class TimmOptions(BaseModel):
     image_size: int | None = Field(None, ge=8, description="score at this square size instead of the checkpoint's")
     multi_label: bool = Field(False, description="independent sigmoid scores instead of one softmax")
     tta_hflip: bool = Field(False, description="average the scores with those of the mirrored image")
+    engine: Literal["torch", "onnxruntime"] = Field(
+        "torch", description="onnxruntime: score an fp32 ONNX export (checked against torch first); "
+                             "several times faster than torch eager on a CPU")
+    engine_check_items: int = Field(96, ge=8, description="validation frames scored by both engines first")
 
 
 class TimmTeacher:
     """Scores image files with a checkpointed timm model (CUDA when available, else CPU)."""
 
-    def __init__(self, folder: Path, options: TimmOptions):
+    def __init__(self, folder: Path, options: TimmOptions, cache_dir: Path | None = None):
         import torch
 
         from edgemod.runtime.image import PreprocessConfig, eval_transform
@@ -71,11 +79,14 @@ class TimmTeacher:
         self.parameters = int(count_parameters(self.model))
         self.pretrained = self.config.get("extra", {}).get("pretrained")  # backbone provenance, if any
         self._weights = folder / WEIGHTS
+        self._cache_dir = Path(cache_dir or folder)
 
     def identity(self) -> str:
         return identity_string(
             kind="timm", weights_sha256=self._weights_sha256, arch=self.config["arch"], labels=self.labels,
             preprocess=self.preprocess.to_dict(), multi_label=self.multi_label, tta_hflip=self.options.tta_hflip,
+            # torch scores keep the identity they always had, so existing label caches stay valid
+            **({"engine": self.options.engine} if self.options.engine != "torch" else {}),
         )
 
     @cached_property
@@ -110,15 +121,43 @@ class TimmTeacher:
             return torch.stack(list(pool.map(prepare, items)))
 
     def _score(self, pixels) -> np.ndarray:
+        return self.score_pixels(pixels, self.options.engine)
+
+    def score_pixels(self, pixels, engine: str) -> np.ndarray:
+        """Probabilities for a pre-processed batch, flip TTA included, on `engine`."""
         import torch
 
         with torch.inference_mode():
-            pixels = pixels.to(self.device)
-            probs = self._activate(self.model(pixels))
+            logits = self._logits(pixels, engine)
+            probs = self._activate(logits)
             if self.options.tta_hflip:
                 # Average probabilities (not logits) so each view counts as one calibrated vote.
-                probs = (probs + self._activate(self.model(pixels.flip(-1)))) / 2
+                probs = (probs + self._activate(self._logits(pixels.flip(-1), engine))) / 2
         return checked_probabilities(probs.cpu().numpy())
+
+    def _logits(self, pixels, engine: str):
+        import torch
+
+        if engine == "onnxruntime":
+            return torch.from_numpy(self._ort(pixels.cpu().numpy()))
+        return self.model(pixels.to(self.device))
+
+    def check_engine(self, items: Sequence[Item]) -> dict | None:
+        """Before labelling with ONNX Runtime: its agreement with torch and the views/s of both."""
+        if self.options.engine == "torch":
+            return None
+        from edgemod.training.teachers.timm_onnx import compare_engines
+
+        with _torch_threads(self.options.threads):
+            return {"engine": self.options.engine, **compare_engines(self, items, self.options.engine_check_items)}
+
+    @cached_property
+    def _ort(self):
+        from edgemod.training.teachers.timm_onnx import OrtScorer, export_teacher_onnx, teacher_onnx_path
+
+        size = self.preprocess.image_size
+        path = export_teacher_onnx(self.model, size, teacher_onnx_path(self._cache_dir, self._weights_sha256, size))
+        return OrtScorer(path, self.options.threads)
 
     def _activate(self, logits):
         logits = logits.float()
@@ -169,4 +208,4 @@ def build_timm_teacher(spec: TeacherSpec, context: TeacherContext) -> TimmTeache
     folder = require_path(spec.path, "timm teacher checkpoint",
                           "set path: to a folder written by `edgemod teacher train` "
                           "(it holds model.safetensors and config.json)")
-    return TimmTeacher(folder, options)
+    return TimmTeacher(folder, options, context.cache_dir)
