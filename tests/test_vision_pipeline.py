@@ -35,6 +35,9 @@ def test_teacher_train_label_distil(tmp_path):
     assert main(["label", "recipes/vision-weapons.yaml", "--out", str(tmp_path / "label-ort"), *onnx_teacher]) == 0
     check = json.loads((tmp_path / "label-ort" / "manifest.json").read_text())["details"]["engine_checks"]["tiny"]
     assert check["decisions_identical"] and check["max_abs_score_delta"] < 1e-3
+    confidence = json.loads((tmp_path / "label-ort" / "manifest.json").read_text())["metrics"]["teacher_confidence"]
+    assert set(confidence) == {"train", "validation", "test"}
+    assert all(0.25 <= c["mean_max_prob"] <= 1 and 0 <= c["mean_entropy"] <= 1.39 for c in confidence.values())
     assert check["views"] == 16 and set(check["views_per_s"]) == {"torch", "onnxruntime"}
     assert list((tmp_path / "label-ort" / "cache" / "teacher-onnx").glob("*.onnx"))
     import pandas as pd

@@ -73,7 +73,8 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
         recipe_sha256=recipe.fingerprint(), inputs=inputs, inputs_key=key,
         artifacts={"labels": file_ref(out / LABELS_FILE, out)},
         metrics={"items": int(len(table)), "seconds": round(time.time() - started, 1),
-                 "items_by_role": table["role"].value_counts().to_dict()},
+                 "items_by_role": table["role"].value_counts().to_dict(),
+                 "teacher_confidence": teacher_confidence(table, recipe)},
         details={"teachers": [{"name": n, "kind": s.kind, "identity": t.identity(), "labels": t.labels,
                                "multi_label": t.multi_label, "weight": s.weight, "map": s.map,
                                "parameters": getattr(t, "parameters", None),
@@ -83,6 +84,18 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
     )
     write_manifest(out, manifest)
     return manifest
+
+
+def teacher_confidence(table, recipe: Recipe) -> dict[str, dict[str, float]]:
+    """Per role, the ensemble's mean top probability and mean entropy (nats). A teacher that saw the
+    train items in its own training is near one-hot there, so its soft labels add little to gold."""
+    if recipe.multi_label:
+        return {}
+    probs = table[[f"p:{label}" for label in recipe.labels]].to_numpy(np.float64)
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1)
+    return {role: {"items": int(mask.sum()), "mean_max_prob": round(float(probs[mask].max(axis=1).mean()), 4),
+                   "mean_entropy": round(float(entropy[mask].mean()), 4)}
+            for role in table["role"].unique() if (mask := (table["role"] == role).to_numpy()).any()}
 
 
 def _check_engines(teachers, names, items, console) -> dict[str, dict]:
