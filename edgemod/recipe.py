@@ -164,6 +164,9 @@ class DistillSpec(StrictModel):
     temperature: float = Field(2.0, gt=0)
     alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft (teacher) loss")
     gold_only: bool = Field(False, description="ignore teachers: the no-distillation baseline")
+    compare_gold_only: bool = Field(
+        False, description="also train the same student on gold labels only (no teacher, no transfer items), "
+                           "so the report shows what distillation adds")
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0)

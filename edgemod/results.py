@@ -41,7 +41,9 @@ def collect(run_dir: Path, commit: str | None = None, releases: Path | None = No
                     "test_macro_f1_at_thresholds": test["student_at_thresholds"]["macro_f1"],
                     "best_epoch": max(train["history"], key=lambda h: h["validation_macro_f1"])["epoch"],
                     "epochs_run": len(train["history"]), "train_seconds": train["train_seconds"]},
+        "per_class": _per_class(test),
         "artifacts": _artifacts(bench, _read(run_dir / "export" / "manifest.json")),
+        "devices": _devices(bench),
         "gate": {"verdict": gate["verdict"], "passed": sum(c["passed"] for c in gate["checks"]),
                  "checks": len(gate["checks"]),
                  "failed": [f"{c['name']} ({c['subject']}): {c['value']} vs {c['budget']}"
@@ -51,6 +53,11 @@ def collect(run_dir: Path, commit: str | None = None, releases: Path | None = No
         before = train["unmitigated"]["test"]
         results["unmitigated_student"] = {"test_macro_f1_argmax": before["student"]["macro_f1"],
                                           "test_macro_f1_at_thresholds": before["student_at_thresholds"]["macro_f1"]}
+    if "gold_only" in train:
+        gold = train["gold_only"]["test"]
+        results["gold_only_student"] = {"test_macro_f1_argmax": gold["student"]["macro_f1"],
+                                        "test_macro_f1_at_thresholds": gold["student_at_thresholds"]["macro_f1"],
+                                        "epochs_run": len(train["gold_only"]["history"])}
     results["fairness"] = {"method": recipe["distill"].get("fairness", {}).get("method", "none"),
                            "identity": _identity(bench)}
     if bench.get("out_of_domain"):
@@ -133,11 +140,17 @@ def _recipe_tables(results: dict, path: Path) -> str:
     if before := results.get("unmitigated_student"):
         lines.append(f"| same student without fairness mitigation, argmax / at thresholds | "
                      f"{before['test_macro_f1_argmax']:.4f} / {before['test_macro_f1_at_thresholds']:.4f} |")
+    if gold := results.get("gold_only_student"):
+        gain = student["test_macro_f1_argmax"] - gold["test_macro_f1_argmax"]
+        lines.append(f"| same student on gold labels only (no teacher), argmax / at thresholds | "
+                     f"{gold['test_macro_f1_argmax']:.4f} / {gold['test_macro_f1_at_thresholds']:.4f} "
+                     f"(distillation adds {gain:+.4f} at argmax) |")
+    lines += _per_class_lines(results)
     lines += ["", "| artifact | size (MB) | decision agreement vs fp32 | macro-F1 at thresholds |", "|---|---|---|---|"]
     for name, artifact in results["artifacts"].items():
         lines.append(f"| {name} | {_fmt(artifact['size_mb'], 2)} | {_pct(artifact.get('decision_agreement'))} | "
                      f"{_fmt(artifact.get('macro_f1_at_thresholds'))} |")
-    lines += _fairness_lines(results) + _ood_lines(results)
+    lines += _device_lines(results) + _fairness_lines(results) + _ood_lines(results)
     gate = results["gate"]
     lines.append(f"\nGate: **{gate['verdict'].upper()}** ({gate['passed']}/{gate['checks']} checks)"
                  + ("; failing: " + "; ".join(gate["failed"]) if gate["failed"] else "") + ".")
@@ -184,6 +197,75 @@ def _artifacts(bench: dict, export_manifest: dict) -> dict:
             entry["macro_f1_at_thresholds"] = artifact["accuracy_at_thresholds"]["macro_f1"]
         out[name] = entry
     return out
+
+
+def _per_class(test: dict) -> dict:
+    """Test F1 / precision / recall per class, teacher and student (argmax and at the thresholds)."""
+    models = {"teacher": test["teacher"], "student_argmax": test["student"],
+              "student_at_thresholds": test["student_at_thresholds"]}
+    return {label: {model: {k: report["per_class"][label][k] for k in ("f1", "precision", "recall")
+                            if k in report["per_class"][label]} for model, report in models.items()
+                    if label in report.get("per_class", {})}
+            for label in test["student"].get("per_class", {})}
+
+
+def _per_class_lines(results: dict) -> list[str]:
+    per_class = results.get("per_class")
+    if not per_class:
+        return []
+    models = ("teacher", "student_argmax", "student_at_thresholds")
+    lines = ["", "| class (test F1 / recall) | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for label, entry in per_class.items():
+        cells = [f"{_fmt(entry[m].get('f1'))} / {_fmt(entry[m].get('recall'), 3)}" if m in entry else "–" for m in models]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _devices(bench: dict) -> dict:
+    """What each artifact costs per device class: host p50 (1 thread) and instructions counted per
+    inference on each emulated ARM core, with its outputs replayed against x86 on the golden items."""
+    host = bench.get("device", {})
+    latency = {name: entry["1_thread"]["p50_ms"] for name, entry in bench.get("latency", {}).items()
+               if "1_thread" in entry}
+    arm = {}
+    for device_class, entry in bench.get("arm", {}).get("classes", {}).items():
+        arm[device_class] = {"cpu": entry.get("cpu"), "artifacts": {
+            name: {"instructions": counted["instructions_per_inference"], "float_twin": counted.get("float_twin"),
+                   "decisions_identical_to_x86": counted.get("golden", {}).get("decisions_identical"),
+                   "max_abs_score_diff_vs_x86": counted.get("golden", {}).get("max_abs_score_diff")}
+            for name, counted in entry.get("artifacts", {}).items() if "instructions_per_inference" in counted}}
+    return {"host": {"class": host.get("class"), "cpu": host.get("cpu_model"), "p50_ms_1_thread": latency},
+            "arm": arm}
+
+
+def _device_lines(results: dict) -> list[str]:
+    devices = results.get("devices")
+    if not devices:
+        return []
+    host, arm = devices["host"], devices["arm"]
+    header = [f"host p50 ms, 1 thread (`{host['class']}`, {host['cpu']})"]
+    header += [f"`{c}` instructions per inference ({entry['cpu']}, qemu)" for c, entry in arm.items()]
+    names = list(dict.fromkeys([*host["p50_ms_1_thread"], *(n for e in arm.values() for n in e["artifacts"])]))
+    lines = ["\nCost per inference by device class (ARM: counted under emulation; × = fp32 ÷ this artifact; "
+             "x86 = decisions identical to x86 on the golden items):\n",
+             "| artifact | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+    for name in names:
+        cells = [_fmt(host["p50_ms_1_thread"].get(name), 3)]
+        for entry in arm.values():
+            cells.append(_instructions(entry["artifacts"], name))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _instructions(counted: dict, name: str) -> str:
+    if name not in counted:
+        return "–"
+    mine = counted[name]
+    text = f"{mine['instructions'] / 1e6:,.2f} M"
+    twin = counted.get(mine.get("float_twin") or "")
+    if twin and mine["float_twin"] != name:
+        text += f" ({twin['instructions'] / mine['instructions']:.2f}×)"
+    return text + (", x86 ✓" if mine.get("decisions_identical_to_x86") else ", x86 ✗")
 
 
 def _identity(bench: dict) -> dict:

@@ -20,7 +20,8 @@ def test_teacher_train_label_distil(tmp_path):
     with_teacher = [*TINY, "--set", f"teachers=[{{name: tiny, kind: timm, path: '{teacher}'}}]",
                     "--set", "distill.channels_last=true"]
     assert main(["label", "recipes/vision-weapons.yaml", "--out", str(tmp_path / "label"), *with_teacher]) == 0
-    assert main(["train", str(tmp_path / "label"), "--out", str(tmp_path / "train")]) == 0
+    assert main(["train", str(tmp_path / "label"), "--out", str(tmp_path / "train"),
+                 "--set", "distill.compare_gold_only=true"]) == 0
     manifest = json.loads((tmp_path / "train" / "manifest.json").read_text())
     student = json.loads((tmp_path / "train" / "student.json").read_text())
     assert student["inputs"]["image"]["shape"] == [1, 3, 64, 64]
@@ -28,6 +29,9 @@ def test_teacher_train_label_distil(tmp_path):
     test = manifest["metrics"]["test"]
     assert test["student"]["n"] == 48 and set(test["student"]["per_class"]) == set(config["labels"])
     assert "firearm" in manifest["details"]["thresholds"]["per_class"]
+    gold_only = manifest["metrics"]["gold_only"]  # the twin trained on gold labels, no teacher
+    assert gold_only["history"] and set(gold_only["test"]["student"]["per_class"]) == set(config["labels"])
+    assert list((tmp_path / "train" / "checkpoints" / "gold_only").glob("*.safetensors"))
 
     # The same teacher through its ONNX Runtime export: checked against torch first, same labels.
     onnx_teacher = [*TINY, "--set", f"teachers=[{{name: tiny, kind: timm, path: '{teacher}', "

@@ -61,11 +61,24 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
         baseline = (before, before_splits,
                     *_train_student(before, inputs, before_splits, out / "checkpoints" / "unmitigated",
                                     f"{key}-unmitigated", console, dist))
+    gold_twin = _gold_only_twin(recipe, table, inputs, out, key, console, dist)
     if dist.is_main:  # rank 0 alone writes the run folder
-        manifest = _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out, baseline)
+        manifest = _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out, baseline,
+                           gold_twin)
     manifest = dist.broadcast_object(manifest if dist.is_main else None)  # the others return rank 0's
     dist.close()
     return manifest
+
+
+def _gold_only_twin(recipe: Recipe, table, inputs, out: Path, key: str, console, dist: DistributedContext):
+    """The same student trained on gold labels only (distill.compare_gold_only), or None."""
+    if not recipe.distill.compare_gold_only or recipe.distill.gold_only:
+        return None
+    say(console, "train: the same student on gold labels only, to measure what distillation adds")
+    gold = recipe.model_copy(update={"distill": recipe.distill.model_copy(update={"gold_only": True})})
+    gold_splits = _prepare(gold, table, inputs)[1]
+    return (gold, gold_splits, *_train_student(gold, inputs, gold_splits, out / "checkpoints" / "gold_only",
+                                               f"{key}-gold-only", console, dist))
 
 
 def _train_student(recipe: Recipe, inputs, splits: dict[str, Split], checkpoints: Path, key: str, console,
@@ -369,7 +382,7 @@ def _validation_f1(model, inputs, split: Split, recipe: Recipe) -> float:
 
 
 def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out,
-            baseline=None) -> Manifest:
+            baseline=None, gold_twin=None) -> Manifest:
     import pandas as pd
 
     labels = recipe.labels
@@ -396,6 +409,10 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
         metrics["unmitigated"] = {"method": recipe.distill.fairness.method, "train_seconds": round(baseline[4], 1),
                                   "history": baseline[3], "test": _evaluate(recipe, splits["test"], before["test"],
                                                                             before.pop("thresholds"))}
+    if gold_twin:
+        gold = _unmitigated_scores(gold_twin, inputs, ["validation", "test"])
+        metrics["gold_only"] = {"train_seconds": round(gold_twin[4], 1), "history": gold_twin[3],
+                                "test": _evaluate(recipe, splits["test"], gold["test"], gold["thresholds"])}
     out.mkdir(parents=True, exist_ok=True)
     save_weights(model, out / WEIGHTS)
     preprocessing_files = inputs.save(out)
@@ -431,7 +448,7 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
 
 
 def _unmitigated_scores(baseline, inputs, scored: list[str]) -> dict:
-    """The unmitigated student's scores per split, and its own thresholds (picked on validation)."""
+    """A twin student's (unmitigated, gold-only) scores per split, and its own thresholds (picked on validation)."""
     recipe, splits, model = baseline[:3]
     probs = {name: predict(model, inputs.eval_dataset(splits[name]), recipe.multi_label,
                            workers=recipe.distill.num_workers) for name in scored}
