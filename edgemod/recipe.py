@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from edgemod.budgets import Budgets
 from edgemod.errors import EdgemodError, did_you_mean, yaml_problem
 from edgemod.fsutil import sha256_text
+from edgemod.recipe_views import ViewsSpec
 from edgemod.strict_model import StrictModel
 
 
@@ -295,6 +296,7 @@ class Recipe(StrictModel):
     data: DataSpec
     teachers: list[TeacherSpec] = Field(default_factory=list)
     student: StudentSpec
+    views: ViewsSpec = Field(default_factory=ViewsSpec)
     distill: DistillSpec = Field(default_factory=DistillSpec)
     thresholds: ThresholdSpec = Field(default_factory=ThresholdSpec)
     export: list[ExportSpec] = Field(default_factory=list)
@@ -329,6 +331,8 @@ class Recipe(StrictModel):
             raise ValueError("thresholds.per_class needs a threshold policy; 'argmax' uses none")
         if not self.teachers and not self.distill.gold_only:
             raise ValueError("no teachers given: add 'teachers:' or set 'distill.gold_only: true'")
+        if self.views.per_image and self.task != "image-classification":
+            raise ValueError("views: augmented views are for image recipes; remove 'views:' from this text recipe")
         self._tasks_ready_student()
         self._fairness_inputs()
         return self

@@ -2,6 +2,8 @@
 trained here) -> `edgemod label` with the `timm` teacher -> `edgemod train` (distil)."""
 import json
 
+import numpy as np
+
 from edgemod.cli import main
 
 TINY = ["--set", "data.max_items_per_split=48", "--set", "student.arch=test_vision_tiny",
@@ -54,6 +56,19 @@ def test_teacher_train_label_distil(tmp_path):
     columns = [c for c in torch_labels if c.startswith("p:")]
     delta = (ort_labels.loc[torch_labels.index, columns] - torch_labels[columns]).abs().to_numpy().max()
     assert 0 <= delta < 1e-3
+
+    # Multi-view labels: two stored views per train frame, some cut-mixed, replayed by the trainer.
+    views = [*with_teacher, "--set", "views={per_image: 2, mix: {kind: cutmix, p: 0.5}}"]
+    assert main(["label", "recipes/vision-weapons.yaml", "--out", str(tmp_path / "label-views"), *views]) == 0
+    table = pd.read_parquet(tmp_path / "label-views" / "labels.parquet")
+    view_rows = table[table["role"] == "view"]
+    assert len(view_rows) == 2 * (table["role"] == "train").sum()
+    assert view_rows["view"].str.contains("cutmix").any() and not view_rows["view"].str.contains("cutmix").all()
+    confidence = json.loads((tmp_path / "label-views" / "manifest.json").read_text())["metrics"]["teacher_confidence"]
+    assert "view" in confidence
+    assert main(["train", str(tmp_path / "label-views"), "--out", str(tmp_path / "train-views")]) == 0
+    history = json.loads((tmp_path / "train-views" / "manifest.json").read_text())["metrics"]["history"]
+    assert history and np.isfinite(history[0]["train_loss"])
 
 
 def test_pretrained_backbone_fine_tunes_on_real_frames(tmp_path):

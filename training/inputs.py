@@ -23,6 +23,7 @@ class Split:
     gold: np.ndarray
     keys: list[str]
     weights: np.ndarray | None = None  # sampling weight per row (distill.fairness reweight)
+    views: Any = None  # training.vision.views.ViewTargets: each row's labelled views (recipe views:)
 
 
 class StudentInputs(Protocol):
@@ -186,6 +187,10 @@ class ImageInputs:
     def train_dataset(self, split: Split):
         from edgemod.training.vision.augment import train_transform
 
+        if split.views is not None:  # the teacher's views, rendered again: no augmentation it did not see
+            from edgemod.training.vision.views import ViewEpochs, view_transform
+
+            return ViewEpochs(split.inputs, split.views, view_transform(self.preprocess), self.recipe.distill.seed)
         return self._dataset(split, train_transform(self.preprocess, self.recipe.student.augment))
 
     def eval_dataset(self, split: Split):

@@ -39,6 +39,10 @@ def collect_items(recipe: Recipe):
     items = items.drop_duplicates("key", keep="first").reset_index(drop=True)
     if recipe.data.counterfactuals is not None:
         items = pd.concat([items, _counterfactual_items(items, recipe)], ignore_index=True)
+    if recipe.views.per_image:
+        from edgemod.training.vision.views import view_items
+
+        items = pd.concat([items, view_items(items, recipe.views)], ignore_index=True)
     return items
 
 

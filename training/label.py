@@ -29,6 +29,8 @@ LABELS_FILE = "labels.parquet"
 def label_fingerprint(recipe: Recipe) -> str:
     """What determines the labels: data, labels and teachers (not the student or export settings)."""
     relevant = recipe.model_dump(mode="json", include={"labels", "multi_label", "data", "teachers", "task"})
+    if recipe.views.per_image:  # only then, so recipes without views keep their existing label caches
+        relevant["views"] = recipe.views.model_dump(mode="json")
     return sha256_text(json.dumps(relevant, sort_keys=True))
 
 
@@ -46,6 +48,7 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
         raise EdgemodError("the recipe has no teachers to label with", "add 'teachers:' to the recipe")
     context = TeacherContext(recipe=recipe, cache_dir=Path(cache_dir or out / "cache"))
     teachers = [build_teacher(spec, context) for spec in recipe.teachers]
+    _check_view_support(recipe, teachers)
     names = [teacher_name(spec, i) for i, spec in enumerate(recipe.teachers)]
     inputs = dataset_inputs(recipe)
     key = inputs_key(label_fingerprint(recipe), inputs, [t.identity() for t in teachers])
@@ -84,6 +87,15 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
     )
     write_manifest(out, manifest)
     return manifest
+
+
+def _check_view_support(recipe: Recipe, teachers) -> None:
+    if not recipe.views.per_image:
+        return
+    for spec, teacher in zip(recipe.teachers, teachers):
+        if not getattr(teacher, "scores_views", False):
+            raise EdgemodError(f"teacher '{spec.name or spec.kind}' (kind {spec.kind}) cannot score augmented views",
+                               "use a timm teacher for views.per_image > 0, or set views.per_image: 0")
 
 
 def teacher_confidence(table, recipe: Recipe) -> dict[str, dict[str, float]]:
@@ -139,7 +151,8 @@ def _score_with_resume(teacher, name, items, shard_dir: Path, chunk_size: int, c
 def _assemble(recipe: Recipe, items, teachers, names, scored):
     """One table: item columns, each teacher's mapped scores (`t:<teacher>:<label>`), the ensemble (`p:<label>`)."""
     payload = "path" if "path" in items else "text"
-    extra = [column for column in ("parent", "violating") if column in items]  # counterfactual / out-of-domain rows
+    # counterfactual and view rows (`parent`, `view`), out-of-domain rows (`violating`)
+    extra = [column for column in ("parent", "view", "violating") if column in items]
     table = items[["key", "dataset", "split", "role", payload, "label", *extra]].copy()
     mapped_all = []
     for name, spec, teacher in zip(names, recipe.teachers, teachers):

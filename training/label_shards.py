@@ -45,7 +45,9 @@ def store_chunk(shard: Path, chunk, probs: np.ndarray, labels: list[str], name: 
 def chunk_items(chunk) -> list[Item]:
     """The teacher inputs of one chunk of the item table: image paths or texts, with their keys."""
     if "path" in chunk:
-        return [Item(key, path=path) for key, path in zip(chunk["key"], chunk["path"])]
+        views = chunk["view"] if "view" in chunk else [None] * len(chunk)
+        return [Item(key, path=path, view=view if isinstance(view, str) else None)
+                for key, path, view in zip(chunk["key"], chunk["path"], views)]
     return [Item(key, text) for key, text in zip(chunk["key"], chunk["text"])]
 
 

@@ -141,6 +141,10 @@ def _prepare(recipe: Recipe, table, inputs=None):
         splits[name] = Split(inputs.inputs_for(rows), soft[rows], gold[rows], table["key"].iloc[rows].tolist())
         if name == "train" and fairness.uses_reweighting(recipe):
             splits[name].weights = fairness.sample_weights(recipe, table["text"].iloc[rows], soft[rows], gold[rows])
+        if name == "train" and recipe.views.per_image and not recipe.distill.gold_only:
+            from edgemod.training.vision.views import ViewTargets
+
+            splits[name].views = ViewTargets.gather(table, splits[name].keys, soft, gold, recipe.views.per_image)
     return inputs, splits
 
 

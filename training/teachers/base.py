@@ -15,11 +15,12 @@ from edgemod.recipe import Recipe, TeacherSpec
 
 @dataclass(frozen=True)
 class Item:
-    """One thing to score: a stable key (`dataset:split:id`) and its text, or its image path."""
+    """One thing to score: a stable key (`dataset:split:id`) and its text, or its image path (and view)."""
 
     key: str
     text: str = ""
     path: str | None = None
+    view: str | None = None  # an augmented view of the image at `path` (JSON, `training.vision.views`)
 
 
 @dataclass

@@ -17,6 +17,7 @@ against torch on validation frames before any label is written.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -58,6 +59,8 @@ class TimmOptions(BaseModel):
 
 class TimmTeacher:
     """Scores image files with a checkpointed timm model (CUDA when available, else CPU)."""
+
+    scores_views = True  # items may carry an augmented view (`training.vision.views`)
 
     def __init__(self, folder: Path, options: TimmOptions, cache_dir: Path | None = None):
         import torch
@@ -111,6 +114,8 @@ class TimmTeacher:
         background = tuple(self.preprocess.alpha_background)
 
         def prepare(item: Item):
+            if item.view:  # an augmented view, rendered exactly as the student will see it
+                return self._view_transform(json.loads(item.view), str(image_path(item)))
             return self.transform(load_image(image_path(item), background))
 
         # PIL releases the GIL while decoding and resizing, so threads overlap the file work.
@@ -150,6 +155,12 @@ class TimmTeacher:
 
         with _torch_threads(self.options.threads):
             return {"engine": self.options.engine, **compare_engines(self, items, self.options.engine_check_items)}
+
+    @cached_property
+    def _view_transform(self):
+        from edgemod.training.vision.views import view_transform
+
+        return view_transform(self.preprocess)
 
     @cached_property
     def _ort(self):

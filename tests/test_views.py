@@ -1,0 +1,79 @@
+"""Multi-view teacher labels (recipe `views:`): sampled deterministically, rendered identically for
+teacher and student, mixed as stored, and carried through label -> train on real weapons frames."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from edgemod.catalog import load_split
+from edgemod.recipe_views import MixSpec, ViewsSpec
+from edgemod.training.vision.views import ViewTargets, crop_box, render_view, view_items
+
+
+@pytest.fixture(scope="module")
+def frames():
+    items = load_split("weapons:train", max_items=6)
+    items["role"] = "train"
+    return items
+
+
+def test_views_are_deterministic_and_inside_the_image(frames):
+    spec = ViewsSpec(per_image=3, mix=MixSpec(kind="cutmix", p=0.5))
+    first, again = view_items(frames, spec), view_items(frames, spec)
+    assert len(first) == 18 and first["key"].tolist() == again["key"].tolist()
+    assert first["view"].tolist() == again["view"].tolist()
+    assert set(first["parent"]) == set(frames["key"]) and (first["role"] == "view").all()
+    other_seed = view_items(frames, spec.model_copy(update={"seed": 1}))
+    assert other_seed["view"].tolist() != first["view"].tolist()
+    for view in map(json.loads, first["view"]):
+        x0, y0, x1, y1 = view["box"]
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+
+
+def test_crop_area_follows_the_scale_range():
+    spec = ViewsSpec(per_image=1, scale=(0.25, 0.5))
+    rng = np.random.default_rng(0)
+    areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in (crop_box(rng, (200, 160), spec) for _ in range(200))]
+    assert 0.23 <= min(areas) and max(areas) <= 0.52
+
+
+def test_render_crops_flips_and_mixes_as_stored(tmp_path):
+    left = np.zeros((40, 40, 3), np.uint8)
+    left[:, :20] = 255  # white left half, black right half
+    path = tmp_path / "half.png"
+    Image.fromarray(left).save(path)
+    whole = {"box": [0, 0, 1, 1], "flip": False}
+    plain = np.asarray(render_view(whole, str(path), 20, (128, 128, 128)))
+    flipped = np.asarray(render_view({**whole, "flip": True}, str(path), 20, (128, 128, 128)))
+    assert plain[:, :8].min() == 255 and plain[:, 12:].max() == 0
+    assert np.array_equal(flipped, plain[:, ::-1])
+    right_half = np.asarray(render_view({"box": [0.5, 0, 1, 1], "flip": False}, str(path), 20, (0, 0, 0)))
+    assert right_half.max() == 0
+    mixup = {**whole, "mix": {"kind": "mixup", "path": str(path), "box": [0, 0, 1, 1], "flip": True, "lam": 0.5}}
+    blended = np.asarray(render_view(mixup, str(path), 20, (0, 0, 0))).astype(int)
+    assert abs(blended[:, :8].mean() - 127.5) < 2  # half white, half black
+    cut = {**whole, "mix": {"kind": "cutmix", "path": str(path), "box": [0, 0, 1, 1], "flip": True,
+                            "cut": [0, 0, 0.25, 1], "lam": 0.75}}
+    pasted = np.asarray(render_view(cut, str(path), 20, (0, 0, 0)))
+    assert pasted[:, :5].max() == 0 and pasted[:, 5:8].min() == 255  # the partner's (mirrored) black half
+
+
+def test_mixed_views_train_on_the_teacher_alone_and_missing_views_are_named():
+    table = pd.DataFrame({
+        "key": ["a", "a~view:0", "a~view:1"], "role": ["train", "view", "view"],
+        "view": [None, json.dumps({"box": [0, 0, 1, 1], "flip": False}),
+                 json.dumps({"box": [0, 0, 1, 1], "flip": False, "mix": {"kind": "mixup"}})]})
+    soft = np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6]], np.float32)
+    targets = ViewTargets.gather(table, ["a"], soft, np.array([0, -1, -1]), per_image=2)
+    assert targets.gold.tolist() == [[0, -1]] and np.allclose(targets.soft[0], soft[1:])
+    with pytest.raises(Exception, match="lack their 3 labelled views"):
+        ViewTargets.gather(table, ["a"], soft, np.array([0, -1, -1]), per_image=3)
+
+
+def test_views_are_for_image_recipes_only():
+    from edgemod.recipe import load_recipe
+
+    with pytest.raises(Exception, match="views"):
+        load_recipe("recipes/text-spam.yaml", overrides=["views.per_image=2"])
