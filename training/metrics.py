@@ -57,3 +57,22 @@ def classification_report(gold: Sequence[str], probs: np.ndarray, labels: Sequen
         "per_class": per_class,
         "confusion_matrix": confusion_matrix(y, pred, labels=classes).tolist(),
     }
+
+
+def teacher_member_reports(table, labels: Sequence[str], splits: dict) -> dict:
+    """Each teacher's own macro-F1 and macro-AUROC on the validation and test items, beside the
+    ensemble's (`p:` columns), from the label table's `t:<teacher>:<label>` columns."""
+    members = sorted({column.split(":")[1] for column in table if column.startswith("t:")})
+    if len(members) < 2:
+        return {}
+    indexed = table.set_index("key")
+    reports = {}
+    for member in [*members, "ensemble"]:
+        columns = [f"p:{label}" if member == "ensemble" else f"t:{member}:{label}" for label in labels]
+        reports[member] = {}
+        for name in ("validation", "test"):
+            split = splits[name]
+            probs = indexed.loc[split.keys, columns].to_numpy(np.float64)
+            report = classification_report([labels[i] for i in split.gold], probs, labels)
+            reports[member][name] = {"macro_f1": report["macro_f1"], "macro_auroc": report.get("macro_auroc")}
+    return reports

@@ -28,7 +28,7 @@ from edgemod.training.distributed import DistributedContext, GlobalBatches
 from edgemod.training.inputs import Split, student_inputs
 from edgemod.training.items import COUNTERFACTUAL, OUT_OF_DOMAIN
 from edgemod.training.label import label_fingerprint
-from edgemod.training.metrics import classification_report
+from edgemod.training.metrics import classification_report, teacher_member_reports
 from edgemod.training.thresholds import choose_thresholds, operating_points
 
 STAGE = "train"
@@ -406,6 +406,8 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
     for name in ("validation", "test"):
         metrics[name] = _evaluate(recipe, splits[name], probs[name], thresholds)
     test = metrics["test"]
+    if not recipe.multi_label and (members := teacher_member_reports(table, labels, splits)):
+        metrics["teacher_members"] = members  # each teacher of an ensemble on its own
     if not recipe.multi_label:
         metrics["student_vs_teacher_macro_f1"] = round(test["student"]["macro_f1"] / max(test["teacher"]["macro_f1"], 1e-9), 4)
     before = _unmitigated_scores(baseline, inputs, scored) if baseline else {}
