@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from edgemod.budgets import Budgets
 from edgemod.errors import EdgemodError, did_you_mean, yaml_problem
 from edgemod.fsutil import sha256_text
+from edgemod.recipe_ensemble import EnsembleSpec
 from edgemod.recipe_views import ViewsSpec
 from edgemod.strict_model import StrictModel
 
@@ -295,6 +296,7 @@ class Recipe(StrictModel):
     labels: list[str] = Field(min_length=2)
     data: DataSpec
     teachers: list[TeacherSpec] = Field(default_factory=list)
+    ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec)
     student: StudentSpec
     views: ViewsSpec = Field(default_factory=ViewsSpec)
     distill: DistillSpec = Field(default_factory=DistillSpec)

@@ -22,3 +22,21 @@ def test_each_member_is_reported_beside_the_ensemble(tmp_path, tiny_recipe_dict)
 def test_a_single_teacher_adds_no_member_table(tmp_path, tiny_recipe_dict):
     label.run(parse_recipe(tiny_recipe_dict), tmp_path / "label")
     assert "teacher_members" not in train.run(tmp_path / "label", tmp_path / "train").metrics
+
+
+def test_validation_weights_favour_the_better_member(tmp_path, tiny_recipe_dict):
+    """A member whose labels are swapped is worse on validation: the fitted weights say so."""
+    recipe = {**tiny_recipe_dict, "ensemble": {"weights": "validation"},
+              "teachers": [{"name": "kw", "kind": "test_keyword"},
+                           {"name": "swapped", "kind": "test_keyword",
+                            "map": {"normal": "hatespeech", "hatespeech": "normal"}}]}
+    manifest = label.run(parse_recipe(recipe), tmp_path / "label")
+    chosen = manifest.details["ensemble"]["chosen"]
+    assert manifest.details["ensemble"]["weights"] == "validation"
+    assert abs(sum(chosen.values()) - 1) < 1e-6 and chosen["kw"] > chosen["swapped"]
+    import numpy as np
+    import pandas as pd
+
+    table = pd.read_parquet(tmp_path / "label" / "labels.parquet")
+    mixed = chosen["kw"] * table["t:kw:normal"] + chosen["swapped"] * table["t:swapped:normal"]
+    assert np.allclose(mixed, table["p:normal"], atol=1e-5)

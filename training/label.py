@@ -20,7 +20,7 @@ from edgemod.recipe import Recipe
 from edgemod.training.items import collect_items, dataset_inputs
 from edgemod.training.label_shards import chunk_items, plan_chunks, store_chunk
 from edgemod.training.teachers.base import TeacherContext, build_teacher, teacher_name
-from edgemod.training.teachers.mapping import combine, map_scores
+from edgemod.training.teachers.mapping import combine, fit_weights, map_scores
 
 STAGE = "label"
 LABELS_FILE = "labels.parquet"
@@ -29,8 +29,11 @@ LABELS_FILE = "labels.parquet"
 def label_fingerprint(recipe: Recipe) -> str:
     """What determines the labels: data, labels and teachers (not the student or export settings)."""
     relevant = recipe.model_dump(mode="json", include={"labels", "multi_label", "data", "teachers", "task"})
-    if recipe.views.per_image:  # only then, so recipes without views keep their existing label caches
+    # only when set, so recipes without them keep their existing label caches
+    if recipe.views.per_image:
         relevant["views"] = recipe.views.model_dump(mode="json")
+    if recipe.ensemble.weights != "recipe":
+        relevant["ensemble"] = recipe.ensemble.model_dump(mode="json")
     return sha256_text(json.dumps(relevant, sort_keys=True))
 
 
@@ -69,6 +72,7 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
         else:
             scored[name] = _score_with_resume(teacher, name, items, shard_dir, chunk_size, console)
     table = _assemble(recipe, items, teachers, names, scored)
+    ensemble_weights = table.attrs.pop("ensemble_weights")
     with atomic_path(out / LABELS_FILE) as tmp:
         table.to_parquet(tmp, index=False)
     manifest = Manifest(
@@ -83,7 +87,8 @@ def run(recipe: Recipe, out: Path, cache_dir: Path | None = None, chunk_size: in
                                "parameters": getattr(t, "parameters", None),
                                "pretrained": getattr(t, "pretrained", None)}
                               for n, s, t in zip(names, recipe.teachers, teachers)],
-                 "engine_checks": engine_checks},
+                 "engine_checks": engine_checks,
+                 "ensemble": {"weights": recipe.ensemble.weights, "chosen": ensemble_weights}},
     )
     write_manifest(out, manifest)
     return manifest
@@ -162,7 +167,11 @@ def _assemble(recipe: Recipe, items, teachers, names, scored):
         mapped_all.append(mapped)
         for i, label in enumerate(recipe.labels):
             table[f"t:{name}:{label}"] = mapped[:, i]
-    ensemble = combine(mapped_all, [s.weight for s in recipe.teachers])
+    weights = [s.weight for s in recipe.teachers]
+    if recipe.ensemble.weights == "validation" and len(mapped_all) > 1:
+        weights = fit_weights(mapped_all, table, recipe)
+    table.attrs["ensemble_weights"] = dict(zip(names, (round(float(w), 6) for w in weights)))
+    ensemble = combine(mapped_all, weights)
     for i, label in enumerate(recipe.labels):
         table[f"p:{label}"] = ensemble[:, i]
     return table

@@ -76,3 +76,37 @@ def combine(mapped: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarra
     weights = np.asarray(weights, dtype=np.float64)
     stacked = np.stack(mapped).astype(np.float64)
     return (np.tensordot(weights, stacked, axes=1) / weights.sum()).astype(np.float32)
+
+
+def fit_weights(mapped: Sequence[np.ndarray], table, recipe) -> list[float]:
+    """Teacher weights (>= 0, summing to 1) minimising the ensemble's log-loss on the validation
+    rows' gold labels (single-label) or its binary cross-entropy (multi-label)."""
+    from scipy.optimize import minimize
+
+    from edgemod.errors import EdgemodError
+
+    rows = np.flatnonzero((table["role"] == "validation").to_numpy())
+    if not len(rows):
+        raise EdgemodError("ensemble.weights: validation needs labelled validation items",
+                           "give the recipe a validation split, or use ensemble.weights: recipe")
+    stacked = np.stack([m[rows] for m in mapped]).astype(np.float64)
+    index = {label: i for i, label in enumerate(recipe.labels)}
+    gold = table["label"].iloc[rows].tolist()
+    if recipe.multi_label:
+        target = np.zeros(stacked.shape[1:])
+        for row, value in enumerate(gold):
+            for part in filter(None, str(value).split("|")):
+                target[row, index[part]] = 1
+    else:
+        target = np.eye(len(recipe.labels))[[index[g] for g in gold]]
+
+    def loss(logits: np.ndarray) -> float:
+        weights = np.exp(logits - logits.max())
+        probs = np.clip(np.tensordot(weights / weights.sum(), stacked, axes=1), 1e-7, 1 - 1e-7)
+        if recipe.multi_label:
+            return float(-(target * np.log(probs) + (1 - target) * np.log(1 - probs)).mean())
+        return float(-(target * np.log(probs)).sum(1).mean())
+
+    found = minimize(loss, np.zeros(len(mapped)), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-7})
+    weights = np.exp(found.x - found.x.max())
+    return (weights / weights.sum()).tolist()
