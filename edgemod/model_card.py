@@ -100,7 +100,7 @@ def _data(release: dict) -> str:
                   *((f"teacher {t.get('name') or t['kind']}", t.get("pretrained")) for t in release.get("teachers", []))]
                  if weights]
     if backbones:
-        rows = [[who, w["name"], f"{w['package']} {w['version']}", w["license"], f"`{w['sha256'][:16]}`"]
+        rows = [[who, w["name"], f"{w['package']} {w['version']}", w["license"], f"`{(w.get('sha256') or '–')[:16]}`"]
                 for who, w in backbones]
         lines += ["", "Pretrained weights:", "", _table(["model", "weights", "package", "licence", "sha256"], rows)]
     return "\n".join(lines)

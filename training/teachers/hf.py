@@ -34,6 +34,7 @@ class HFTeacher:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model.to(self.device)
         self.parameters = int(sum(p.numel() for p in self.model.parameters()))
+        self.pretrained = base_provenance(path)  # for the model card: what the teacher was fine-tuned from
 
     def identity(self) -> str:
         weights = sorted(self.path.glob("*.safetensors")) or sorted(self.path.glob("*.bin"))
@@ -55,6 +56,22 @@ class HFTeacher:
                 probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
                 out[chosen] = probs.cpu().numpy()
         return out
+
+
+def base_provenance(path: Path) -> dict | None:
+    """The pretrained encoder a checkpoint from `edgemod teacher finetune` started from, or None."""
+    import json
+
+    manifest = path / "manifest.json"
+    if not manifest.exists():
+        return None
+    base = json.loads(manifest.read_text()).get("details", {}).get("base_provenance")
+    if not base:
+        return None
+    names = list(base["packages"])
+    package = names[0] if len(names) == 1 else f"{names[0]} … {names[-1].rsplit('-', 1)[-1]}"
+    return {"name": base["weights"], "package": package, "version": ",".join(sorted(set(base["packages"].values()))),
+            "license": base["license"], "sha256": base.get("zip_sha256") or base.get("weights_sha256", "")}
 
 
 @register_teacher("hf")

