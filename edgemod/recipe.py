@@ -166,6 +166,8 @@ class DistillSpec(StrictModel):
     temperature: float = Field(2.0, gt=0)
     alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft (teacher) loss")
     gold_only: bool = Field(False, description="ignore teachers: the no-distillation baseline")
+    qat_epochs: int = Field(0, ge=0, le=5, description="image students: after the best epoch, fine-tune this many "
+                                                       "epochs with int8 activations simulated (static int8 export)")
     compare_gold_only: bool = Field(
         False, description="also train the same student on gold labels only (no teacher, no transfer items), "
                            "so the report shows what distillation adds")
@@ -333,6 +335,9 @@ class Recipe(StrictModel):
             raise ValueError("thresholds.per_class needs a threshold policy; 'argmax' uses none")
         if not self.teachers and not self.distill.gold_only:
             raise ValueError("no teachers given: add 'teachers:' or set 'distill.gold_only: true'")
+        if self.distill.qat_epochs and self.task != "image-classification":
+            raise ValueError("distill.qat_epochs simulates static int8 activations of image students; text students "
+                             "export with dynamic int8: remove it")
         if self.views.per_image and self.task != "image-classification":
             raise ValueError("views: augmented views are for image recipes; remove 'views:' from this text recipe")
         self._tasks_ready_student()

@@ -66,9 +66,12 @@ def test_teacher_train_label_distil(tmp_path):
     assert view_rows["view"].str.contains("cutmix").any() and not view_rows["view"].str.contains("cutmix").all()
     confidence = json.loads((tmp_path / "label-views" / "manifest.json").read_text())["metrics"]["teacher_confidence"]
     assert "view" in confidence
-    assert main(["train", str(tmp_path / "label-views"), "--out", str(tmp_path / "train-views")]) == 0
-    history = json.loads((tmp_path / "train-views" / "manifest.json").read_text())["metrics"]["history"]
-    assert history and np.isfinite(history[0]["train_loss"])
+    assert main(["train", str(tmp_path / "label-views"), "--out", str(tmp_path / "train-views"),
+                 "--set", "distill.qat_epochs=1"]) == 0  # and a quantization-aware epoch after the best one
+    metrics = json.loads((tmp_path / "train-views" / "manifest.json").read_text())["metrics"]
+    assert metrics["history"] and np.isfinite(metrics["history"][0]["train_loss"])
+    assert metrics["quantization_aware"]["epochs"] == 1 and metrics["quantization_aware"]["tensors"] > 3
+    assert metrics["int8_weights_off_grid"] == []  # QAT kept the weights on their int8 grid
 
 
 def test_pretrained_backbone_fine_tunes_on_real_frames(tmp_path):

@@ -96,6 +96,10 @@ def _train_student(recipe: Recipe, inputs, splits: dict[str, Split], checkpoints
     model.to("cpu")
     if dist.is_main:  # the others' disks (other nodes) may not hold the checkpoint; only rank 0 writes
         load_weights(model, checkpoints / "best.safetensors")
+        if recipe.distill.qat_epochs:  # before the weights leave their int8 grid parametrisation
+            from edgemod.training import qat
+
+            model.edgemod_qat = qat.fine_tune(model, recipe, inputs, splits["train"], console)
         if recipe.distill.int8_weights:
             weight_grid.materialize(model)
     return model, history, seconds
@@ -397,6 +401,8 @@ def _finish(recipe, label_manifest, key, model, inputs, splits, table, history, 
                                    recipe.benign_label, recipe.multi_label)
     metrics = {"train_seconds": round(seconds, 1), "history": history,
                "student_parameters": int(sum(p.numel() for p in model.parameters()))}
+    if getattr(model, "edgemod_qat", None):
+        metrics["quantization_aware"] = model.edgemod_qat
     if recipe.distill.int8_weights:  # the export stage relies on this: w8 compression is then lossless
         metrics["int8_weights_off_grid"] = weight_grid.off_grid_layers(model)
     teacher_params = [t.get("parameters") for t in label_manifest.details.get("teachers", [])]
