@@ -281,6 +281,19 @@ def results_collect(
     console.print(f"results: {out}")
 
 
+@results_app.command("compare")
+def results_compare(
+    variants: Annotated[list[str], typer.Argument(help="NAME=RUN_DIR, each run folder holding label/ and train/")],
+    out: Annotated[Path, typer.Option(help="comparison file, e.g. results/comparisons/vision-weapons-distillation.json")],
+    title: Annotated[str, typer.Option(help="heading of the README table")] = "Training variants",
+) -> None:
+    """Compare training variants of one recipe (student test figures, teacher entropy, time) in one file."""
+    from edgemod.results_compare import collect, write
+
+    write(collect(title, variants), out)
+    console.print(f"comparison: {out}")
+
+
 @results_app.command("readme")
 def results_readme(
     readme: Annotated[Path, typer.Option(help="README to update")] = Path("README.md"),

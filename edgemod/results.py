@@ -97,6 +97,9 @@ def readme_block(results_dir: Path) -> str:
     parts = [BEGIN]
     for path in files:
         parts.append(_recipe_tables(json.loads(path.read_text()), path))
+    from edgemod.results_compare import readme_tables
+
+    parts += readme_tables(results_dir)
     parts.append(END)
     return "\n".join(parts)
 
