@@ -3,7 +3,7 @@
 #   bash scripts/reproduce.sh text-hate      (or text-spam, vision-weapons)
 # 1. the environment (scripts/setup.sh) when .venv is missing;
 # 2. the recipe's teacher, fine-tuned here when its folder is missing (text-hate: ~20 min on 2 idle
-#    cores, vision-weapons: ~48 min; copy runs/teachers/<name> from an earlier checkout to skip it);
+#    cores, vision-weapons: 35-48 min; copy runs/teachers/<name> from an earlier checkout to skip it);
 # 3. `edgemod run` (label -> train -> export -> bench -> gate -> publish) into runs/<recipe>;
 # 4. results/<recipe>.json from that run, and the README tables regenerated from results/*.json;
 # 5. with RELEASE_VERSION and EDGEMOD_RELEASE_KEY set and a passing gate, the release into the
