@@ -76,7 +76,7 @@ def fine_tune(model, recipe, inputs, split, console) -> dict:
     import torch
 
     from edgemod.training.distill import distillation_loss
-    from edgemod.training.train import _balancing, _loader
+    from edgemod.training.sampling import balancing, loader
 
     spec = recipe.distill
     say(console, f"train: {spec.qat_epochs} quantization-aware epoch(s) (int8 activations simulated)")
@@ -84,20 +84,20 @@ def fine_tune(model, recipe, inputs, split, console) -> dict:
 
     frozen = freezing.freeze(model, spec.freeze)
     fake = FakeQuant(model)
-    sampler, class_weights = _balancing(recipe, split)
+    sampler, class_weights = balancing(recipe, split)
     dataset = inputs.train_dataset(split)
-    loader = _loader(dataset, spec.batch_size, spec.seed + 1000, spec.num_workers, sampler=sampler)
+    batches = loader(dataset, spec.batch_size, spec.seed + 1000, spec.num_workers, sampler=sampler)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=spec.lr * LR_FACTOR, weight_decay=spec.weight_decay)
     started, losses = time.time(), []
     for epoch in range(1, spec.qat_epochs + 1):
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(spec.epochs + epoch)
-        with progress(f"train quantization-aware epoch {epoch}/{spec.qat_epochs}", len(loader), console,
+        with progress(f"train quantization-aware epoch {epoch}/{spec.qat_epochs}", len(batches), console,
                       unit="steps") as bar:
             model.train()
             freezing.keep_frozen(model, frozen)
-            for *batch_inputs, soft, gold in loader:
+            for *batch_inputs, soft, gold in batches:
                 if spec.channels_last:
                     batch_inputs = [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
                                     for x in batch_inputs]

@@ -29,6 +29,8 @@ from edgemod.training.inputs import Split, student_inputs
 from edgemod.training.items import COUNTERFACTUAL, OUT_OF_DOMAIN
 from edgemod.training.label import label_fingerprint
 from edgemod.training.metrics import classification_report, teacher_member_reports
+from edgemod.training.sampling import balancing as _balancing
+from edgemod.training.sampling import loader as _loader
 from edgemod.training.thresholds import choose_thresholds, operating_points
 
 STAGE = "train"
@@ -312,15 +314,6 @@ def _autocast(device):
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
 
 
-def _loader(dataset, batch_size: int, seed: int, workers: int, shuffle: bool = True, sampler=None):
-    import torch
-    from torch.utils.data import DataLoader
-
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      generator=generator, num_workers=workers, persistent_workers=workers > 0)
-
-
 def _memory_format(batch_inputs: list, spec):
     """Images in channels-last layout when the recipe asks (the model is converted in `_fit`)."""
     if not spec.channels_last:
@@ -328,30 +321,6 @@ def _memory_format(batch_inputs: list, spec):
     import torch
 
     return [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in batch_inputs]
-
-
-def _balancing(recipe: Recipe, split: Split):
-    """A sampler (class-balanced and/or the split's own row weights) or inverse-frequency loss weights.
-
-    Rows without a gold label (transfer items) count as the teacher's top class."""
-    from edgemod.training.vision.augment import class_balanced_sampler, class_weights, weighted_sampler
-
-    balance = "none" if recipe.multi_label else recipe.distill.balance
-    classes = np.where(split.gold >= 0, split.gold, split.soft.argmax(axis=1)) if balance != "none" else None
-    if balance == "loss_weights":
-        return _row_sampler(split, recipe), class_weights(classes, len(recipe.labels))
-    if balance == "sampler":
-        balanced = class_balanced_sampler(classes, recipe.distill.seed)
-        if split.weights is None:
-            return balanced, None
-        return weighted_sampler(balanced.weights.numpy() * split.weights, recipe.distill.seed), None
-    return _row_sampler(split, recipe), None
-
-
-def _row_sampler(split: Split, recipe: Recipe):
-    from edgemod.training.vision.augment import weighted_sampler
-
-    return None if split.weights is None else weighted_sampler(split.weights, recipe.distill.seed)
 
 
 def _warmup_cosine(total_steps: int, warmup_ratio: float):
