@@ -244,8 +244,9 @@ class ExportSpec(StrictModel):
     Every target's float model is always exported too: it is the reference the quantized one is
     checked against. `float_ops` keeps TFLite op types (e.g. HARD_SWISH) or ONNX op types out of
     static int8; `op_types` restricts ONNX static int8 to these op types. `float_first_layers`
-    (TFLite, MediaPipe) keeps the first N conv/fully-connected layers' int8 weights but computes
-    them in float: the layer reading raw embeddings or pixels is the one int8 activations hurt most.
+    keeps the first N conv/fully-connected layers out of int8 activations: TFLite and MediaPipe keep
+    their int8 weights and compute in float, ONNX keeps them float. The layer reading raw embeddings
+    or pixels is the one int8 activations hurt most.
     """
 
     target: Literal["tflite", "mediapipe", "coreml", "onnx"]
@@ -253,8 +254,8 @@ class ExportSpec(StrictModel):
     calibration_items: int = Field(256, gt=0, description="calibration-split items for static schemes")
     float_ops: list[str] = Field(default_factory=list)
     op_types: list[str] = Field(default_factory=list)
-    float_first_layers: int = Field(0, ge=0, description="TFLite/MediaPipe int8: the first N conv/fully-connected "
-                                                         "layers compute in float from int8 weights")
+    float_first_layers: int = Field(0, ge=0, description="int8: the first N conv/fully-connected layers compute in "
+                                                         "float (TFLite/MediaPipe from int8 weights)")
     calibration_method: Literal["minmax", "percentile", "entropy"] = Field(
         "minmax", description="ONNX static int8: how activation ranges are chosen from the calibration set")
     palettize_bits: Literal[2, 3, 4, 6, 8] = 6
@@ -269,8 +270,8 @@ class ExportSpec(StrictModel):
         if self.quant is not None and self.quant not in known:
             raise ValueError(f"unknown quant '{self.quant}' for target {self.target}{did_you_mean(self.quant, known)}; "
                              f"known: {', '.join(known)}")
-        if self.float_first_layers and (self.target not in ("tflite", "mediapipe") or self.is_float):
-            raise ValueError(f"float_first_layers applies to int8 tflite and mediapipe exports, not {self.target} "
+        if self.float_first_layers and (self.target == "coreml" or self.is_float):
+            raise ValueError(f"float_first_layers applies to int8 tflite, mediapipe and onnx exports, not {self.target} "
                              f"{self.scheme}: remove it from this export")
         return self
 

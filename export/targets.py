@@ -106,7 +106,7 @@ def _onnx(student: TrainedStudent, artifact: Artifact, built: dict[str, Artifact
     from edgemod.quantization.onnx import quantize_onnx
 
     details = quantize_onnx(built["onnx_fp32"].path, artifact.path, spec.scheme, calibration, spec.op_types,
-                            spec.float_ops, spec.calibration_method)
+                            spec.float_ops, spec.calibration_method, spec.float_first_layers)
     artifact.quantization.update(details)
 
 

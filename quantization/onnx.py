@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from edgemod.errors import MissingDependencyError
+from edgemod.errors import EdgemodError, MissingDependencyError
 from edgemod.fsutil import atomic_path
 from edgemod.quantization.calibration import CalibrationSet
 
@@ -21,10 +21,12 @@ def _ort_quantization():
 METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
 # Scores stay float: int8 steps of 1/255 are coarser than shipped thresholds such as 0.006.
 FLOAT_SCORE_OPS = ("Softmax", "Sigmoid")
+WEIGHTED_OPS = ("Conv", "MatMul", "Gemm")
 
 
 def quantize_onnx(float_model: Path, out: Path, scheme: str, calibration: CalibrationSet | None,
-                  op_types: list[str], float_ops: list[str], method: str = "minmax") -> dict:
+                  op_types: list[str], float_ops: list[str], method: str = "minmax",
+                  float_first_layers: int = 0) -> dict:
     q = _ort_quantization()
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -32,15 +34,35 @@ def quantize_onnx(float_model: Path, out: Path, scheme: str, calibration: Calibr
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
         op_types = _op_types(prepared, op_types, [*float_ops, *FLOAT_SCORE_OPS])
+        excluded = first_weighted_nodes(prepared, float_first_layers)
+        extra = {"float_nodes": excluded} if excluded else {}
         if scheme == "int8_dynamic":
             q.quantize_dynamic(str(prepared), str(tmp), weight_type=q.QuantType.QInt8, per_channel=True,
-                               op_types_to_quantize=op_types)
-            return {"engine": "onnxruntime", "mode": "dynamic", "op_types": op_types}
+                               op_types_to_quantize=op_types, nodes_to_exclude=excluded)
+            return {"engine": "onnxruntime", "mode": "dynamic", "op_types": op_types, **extra}
         q.quantize_static(str(prepared), str(tmp), _Reader(calibration), quant_format=q.QuantFormat.QDQ,
                           per_channel=True, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
-                          calibrate_method=getattr(q.CalibrationMethod, METHODS[method]), op_types_to_quantize=op_types)
+                          calibrate_method=getattr(q.CalibrationMethod, METHODS[method]), op_types_to_quantize=op_types,
+                          nodes_to_exclude=excluded)
     return {"engine": "onnxruntime", "mode": "static QDQ", "per_channel": True, "op_types": op_types,
-            "calibration_method": method}
+            "calibration_method": method, **extra}
+
+
+def first_weighted_nodes(model_path: Path, count: int) -> list[str]:
+    """Names of the first `count` Conv/MatMul/Gemm nodes (graph order, which ONNX keeps topological)
+    whose weight is a stored tensor: the layers that stay float under `float_first_layers`."""
+    if not count:
+        return []
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    stored = {init.name for init in graph.initializer}
+    weighted = [node.name for node in graph.node
+                if node.op_type in WEIGHTED_OPS and len(node.input) > 1 and node.input[1] in stored]
+    if count > len(weighted):
+        raise EdgemodError(f"float_first_layers is {count} but the ONNX model has {len(weighted)} weighted layers",
+                           f"set float_first_layers to at most {len(weighted)} in this export of the recipe")
+    return weighted[:count]
 
 
 def _op_types(model_path: Path, op_types: list[str], float_ops: list[str]) -> list[str]:

@@ -389,6 +389,35 @@ def test_float_first_layers_is_refused_where_it_means_nothing():
 
     from edgemod.recipe import ExportSpec
 
-    for spec in ({"target": "onnx", "quant": "int8_dynamic"}, {"target": "tflite"}):
-        with pytest.raises(ValidationError, match="float_first_layers applies to int8 tflite and mediapipe"):
+    for spec in ({"target": "coreml", "quant": "w8"}, {"target": "tflite"}, {"target": "onnx"}):
+        with pytest.raises(ValidationError, match="float_first_layers applies to int8 tflite, mediapipe and onnx"):
             ExportSpec(**spec, float_first_layers=1)
+    assert ExportSpec(target="onnx", quant="int8_dynamic", float_first_layers=1).float_first_layers == 1
+
+
+def test_onnx_float_first_layers_keeps_only_the_first_weighted_node_float(tmp_path):
+    """A text CNN's convolutions become ConvInteger under dynamic int8, except the first one."""
+    import onnx
+    import torch
+
+    from edgemod.export.onnx_export import export_onnx
+    from edgemod.quantization.onnx import first_weighted_nodes, quantize_onnx
+    from edgemod.training.students.registry import build_student
+
+    torch.manual_seed(0)
+    model = build_student("text_cnn_small", 3, vocab_size=50, embed_dim=16).eval()
+    sample = {"input_ids": np.ones((2, 8), np.int32), "attention_mask": np.ones((2, 8), np.int32)}
+    fp32 = export_onnx(model, sample, ("input_ids", "attention_mask"), tmp_path / "fp32.onnx", {})
+
+    def ops(path):
+        return [n.op_type for n in onnx.load(str(path)).graph.node if "Conv" in n.op_type]
+
+    plain, first_float = tmp_path / "plain.onnx", tmp_path / "first.onnx"
+    quantize_onnx(fp32, plain, "int8_dynamic", None, [], [])
+    details = quantize_onnx(fp32, first_float, "int8_dynamic", None, [], [], float_first_layers=1)
+    assert ops(plain) == ["ConvInteger"] * 3
+    assert ops(first_float) == ["Conv", "ConvInteger", "ConvInteger"]
+    assert len(details["float_nodes"]) == 1 and first_weighted_nodes(fp32, 1)
+    with pytest.raises(EdgemodError, match="weighted layers") as too_many:
+        quantize_onnx(fp32, tmp_path / "x.onnx", "int8_dynamic", None, [], [], float_first_layers=99)
+    assert "at most" in too_many.value.hint

@@ -56,3 +56,45 @@ def test_finetune_smoke_produces_a_usable_teacher(tiny_recipe, tmp_path):
     assert 0 <= manifest.metrics["test"]["macro_f1"] <= 1
     teacher = build_teacher(TeacherSpec(kind="hf", path=str(tmp_path / "teacher")), TeacherContext(tiny_recipe))
     assert teacher.predict_proba([Item("a", "hello there")]).shape == (1, 3)
+
+
+def _teacher(path, tmp_path, tiny_recipe, **options):
+    spec = TeacherSpec(kind="hf", path=str(path), options={"max_length": 16, "batch_size": 2, **options})
+    return build_teacher(spec, TeacherContext(tiny_recipe, cache_dir=tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "onnxruntime-int8"])
+def test_onnx_engines_score_like_torch_and_report_their_speed(tiny_checkpoint, tmp_path, tiny_recipe, engine):
+    path, _ = tiny_checkpoint
+    teacher = _teacher(path, tmp_path, tiny_recipe, engine=engine, engine_min_agreement=0.5)
+    items = [Item(str(i), t) for i, t in enumerate(TEXTS * 3)]
+    check = teacher.check_engine(items)
+    assert check["engine"] == engine and check["items"] == len(items)
+    assert set(check["views_per_s"]) == {"torch", engine}
+    torch_scores = _teacher(path, tmp_path, tiny_recipe).predict_proba(items)
+    tolerance = 1e-5 if engine == "onnxruntime" else 0.1
+    np.testing.assert_allclose(teacher.predict_proba(items), torch_scores, atol=tolerance)
+    # the label cache keys on the engine: int8 scores never pass for torch's
+    assert teacher.identity() == _teacher(path, tmp_path, tiny_recipe).identity() + f":{engine}"
+    assert list((tmp_path / "cache" / "teacher-onnx").glob("*.onnx"))
+
+
+def test_an_int8_export_below_its_agreement_budget_stops_the_run(tiny_checkpoint, tmp_path, tiny_recipe, monkeypatch):
+    path, _ = tiny_checkpoint
+    teacher = _teacher(path, tmp_path, tiny_recipe, engine="onnxruntime-int8", engine_min_agreement=0.99)
+    real = teacher.score
+
+    def flipped(items, engine):  # an export that reverses every decision
+        scores = real(items, engine)
+        return scores[:, ::-1].copy() if engine != "torch" else scores
+
+    monkeypatch.setattr(teacher, "score", flipped)
+    with pytest.raises(EdgemodError, match="disagrees with torch") as raised:
+        teacher.check_engine([Item(str(i), t) for i, t in enumerate(["good day", "you idiot", "ok then"])])
+    assert "options.engine" in str(raised.value)
+
+
+def test_an_unknown_engine_names_the_known_ones(tiny_checkpoint, tmp_path, tiny_recipe):
+    path, _ = tiny_checkpoint
+    with pytest.raises(EdgemodError, match="onnxruntime-int8"):
+        _teacher(path, tmp_path, tiny_recipe, engine="tensorrt")

@@ -127,6 +127,11 @@ def text_cnn_small(num_labels: int, **options):
     return _text_cnn_class()(num_labels, **options)
 
 
+@register_student("text_cnn_medium", description="1-D CNN, 160-d, 3 residual conv layers (~1.7M params at 8k vocab)")
+def text_cnn_medium(num_labels: int, **options):
+    return _text_cnn_class()(num_labels, **{"embed_dim": 160, **options})
+
+
 @register_student("text_transformer_small", description="2-layer pre-norm transformer, 128-d, 4 heads (~1.4M params)")
 def text_transformer_small(num_labels: int, **options):
     return _text_transformer_class()(num_labels, **options)
