@@ -49,6 +49,13 @@ def collect(run_dir: Path, commit: str | None = None, releases: Path | None = No
                  "failed": [f"{c['name']} ({c['subject']}): {c['value']} vs {c['budget']}"
                             for c in gate["checks"] if not c["passed"]]},
     }
+    if members := train.get("teacher_members"):
+        results["teacher"]["members"] = {name: {"test_macro_f1": m["test"]["macro_f1"],
+                                                "validation_macro_f1": m["validation"]["macro_f1"]}
+                                         for name, m in members.items() if name != "ensemble"}
+        weights = _read(run_dir / "label" / "manifest.json").get("details", {}).get("ensemble", {}).get("chosen")
+        if weights:
+            results["teacher"]["ensemble_weights"] = weights
     if "unmitigated" in train:
         before = train["unmitigated"]["test"]
         results["unmitigated_student"] = {"test_macro_f1_argmax": before["student"]["macro_f1"],
@@ -135,7 +142,8 @@ def _recipe_tables(results: dict, path: Path) -> str:
              f"`{results.get('run_dir', '?')}` at commit `{results['commit'][:10]}`, {results['machine']})\n",
              shipped,
              "| | test macro-F1 |", "|---|---|",
-             f"| teacher | {teacher['test_macro_f1']:.4f} |",
+             f"| teacher{' (ensemble)' if teacher.get('members') else ''} | {teacher['test_macro_f1']:.4f} |",
+             *_member_lines(teacher),
              f"| student `{student['arch']}` ({student['parameters']:,} parameters), argmax | "
              f"{student['test_macro_f1_argmax']:.4f} ({ratio:.1%} of the teacher; best epoch "
              f"{student['best_epoch']} of {student['epochs_run']}) |",
@@ -158,6 +166,13 @@ def _recipe_tables(results: dict, path: Path) -> str:
     lines.append(f"\nGate: **{gate['verdict'].upper()}** ({gate['passed']}/{gate['checks']} checks)"
                  + ("; failing: " + "; ".join(gate["failed"]) if gate["failed"] else "") + ".")
     return "\n".join(lines)
+
+
+def _member_lines(teacher: dict) -> list[str]:
+    weights = teacher.get("ensemble_weights") or {}
+    return [f"| teacher member `{name}`{f' (weight {weights[name]:.3f})' if name in weights else ''}, "
+            f"validation {member['validation_macro_f1']:.4f} | {member['test_macro_f1']:.4f} |"
+            for name, member in teacher.get("members", {}).items()]
 
 
 def _fairness_lines(results: dict) -> list[str]:

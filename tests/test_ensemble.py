@@ -40,3 +40,15 @@ def test_validation_weights_favour_the_better_member(tmp_path, tiny_recipe_dict)
     table = pd.read_parquet(tmp_path / "label" / "labels.parquet")
     mixed = chosen["kw"] * table["t:kw:normal"] + chosen["swapped"] * table["t:swapped:normal"]
     assert np.allclose(mixed, table["p:normal"], atol=1e-5)
+
+
+def test_results_tables_name_each_member_and_its_weight():
+    from edgemod.results import _member_lines
+
+    teacher = {"test_macro_f1": 0.71, "ensemble_weights": {"minilm": 0.4, "mpnet": 0.6},
+               "members": {"minilm": {"test_macro_f1": 0.686, "validation_macro_f1": 0.684},
+                           "mpnet": {"test_macro_f1": 0.70, "validation_macro_f1": 0.69}}}
+    lines = _member_lines(teacher)
+    assert lines == ["| teacher member `minilm` (weight 0.400), validation 0.6840 | 0.6860 |",
+                     "| teacher member `mpnet` (weight 0.600), validation 0.6900 | 0.7000 |"]
+    assert _member_lines({"test_macro_f1": 0.7}) == []
