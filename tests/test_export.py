@@ -418,6 +418,17 @@ def test_onnx_float_first_layers_keeps_only_the_first_weighted_node_float(tmp_pa
     assert ops(plain) == ["ConvInteger"] * 3
     assert ops(first_float) == ["Conv", "ConvInteger", "ConvInteger"]
     assert len(details["float_nodes"]) == 1 and first_weighted_nodes(fp32, 1)
+    # the float conv reads int8 weights: no float weight tensor is stored, the size stays int8's
+    graph = onnx.load(str(first_float)).graph
+    assert not [i for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 3]
+    assert abs(first_float.stat().st_size - plain.stat().st_size) < 2_000
+    import onnxruntime as ort
+
+    ids = np.random.default_rng(0).integers(1, 50, (2, 8)).astype(np.int32)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    scores = {p.name: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+              for p in (fp32, plain, first_float)}
+    assert np.abs(scores["first.onnx"] - scores["fp32.onnx"]).max() < 0.05
     with pytest.raises(EdgemodError, match="weighted layers") as too_many:
         quantize_onnx(fp32, tmp_path / "x.onnx", "int8_dynamic", None, [], [], float_first_layers=99)
     assert "at most" in too_many.value.hint
