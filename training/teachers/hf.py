@@ -21,7 +21,8 @@ class HFTeacher:
 
     def __init__(self, path: Path, max_length: int = 64, batch_size: int = 64,
                  multi_label: bool | None = None, threads: int | None = None, engine: str = "torch",
-                 engine_check_items: int = 512, engine_min_agreement: float = 0.99, cache_dir: Path | None = None):
+                 engine_check_items: int = 512, engine_min_agreement: float = 0.99,
+                 engine_float_matmuls: tuple[str, ...] = ("/output/dense/",), cache_dir: Path | None = None):
         import torch
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -44,11 +45,14 @@ class HFTeacher:
         self.engine = engine
         self.engine_check_items = engine_check_items
         self.engine_min_agreement = engine_min_agreement
+        self.engine_float_matmuls = list(engine_float_matmuls)
         self._cache_dir = Path(cache_dir or path)
 
     def identity(self) -> str:
         # torch scores keep the identity they always had, so existing label caches stay valid
         engine = "" if self.engine == "torch" else f":{self.engine}"
+        if self.engine == "onnxruntime-int8":
+            engine += f":float{sorted(self.engine_float_matmuls)}"
         return f"hf:{self.path.name}:{self._digest}:len{self.max_length}{engine}"
 
     @cached_property
@@ -94,7 +98,8 @@ class HFTeacher:
 
         fp32 = export_onnx(self.model, onnx_path(self._cache_dir, self._digest, self.max_length, "onnxruntime"))
         if self.engine == "onnxruntime-int8":
-            fp32 = quantize_int8(fp32, onnx_path(self._cache_dir, self._digest, self.max_length, self.engine))
+            fp32 = quantize_int8(fp32, onnx_path(self._cache_dir, self._digest, self.max_length, self.engine,
+                                                 self.engine_float_matmuls), self.engine_float_matmuls)
         return OrtTextScorer(fp32, self.threads)
 
 
@@ -118,7 +123,7 @@ def base_provenance(path: Path) -> dict | None:
 def build_hf_teacher(spec: TeacherSpec, context: TeacherContext) -> HFTeacher:
     options = dict(spec.options)
     known = {"max_length", "batch_size", "multi_label", "threads", "engine", "engine_check_items",
-             "engine_min_agreement"}
+             "engine_min_agreement", "engine_float_matmuls"}
     if set(options) - known:
         raise EdgemodError(f"unknown hf teacher option(s) {sorted(set(options) - known)}",
                            f"known options: {', '.join(sorted(known))}")

@@ -7,10 +7,14 @@ with int8 dot products. The export is cached beside the label cache, keyed on th
 sha256, and the label stage checks it against torch on the validation texts before scoring anything
 with it (`compare_engines`): an fp32 export must give identical decisions and scores within
 `MAX_FP32_DELTA`; an int8 one must agree on at least `min_agreement` of the decisions. Otherwise the
-run stops and names the fix.
+run stops and names the fix. Measured on the HateXplain MPNet teacher (384 validation texts): every
+MatMul int8 agreed with torch on 90.9 % of decisions (max |Δscore| 0.53); keeping the FFN output
+projections (`/output/dense/`, which read GELU outputs with outlier activations) float, 97.1 %
+(0.23), at 1.6x fp32 ONNX Runtime's speed instead of 2.7x.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -24,8 +28,11 @@ MAX_FP32_DELTA = 1e-3  # fp32 reassociation moves scores by ~1e-6; more means a 
 INPUTS = ("input_ids", "attention_mask")
 
 
-def onnx_path(cache_dir: Path, weights_sha256: str, max_length: int, engine: str) -> Path:
-    suffix = "int8" if engine.endswith("int8") else "fp32"
+def onnx_path(cache_dir: Path, weights_sha256: str, max_length: int, engine: str, float_patterns=()) -> Path:
+    suffix = "fp32"
+    if engine.endswith("int8"):
+        suffix = "int8" + (f"-{hashlib.sha256(repr(sorted(float_patterns)).encode()).hexdigest()[:8]}"
+                           if float_patterns else "")
     return Path(cache_dir) / "teacher-onnx" / f"hf-{weights_sha256[:16]}-len{max_length}-{suffix}.onnx"
 
 
@@ -61,15 +68,21 @@ def export_onnx(model, out: Path) -> Path:
     return out
 
 
-def quantize_int8(fp32: Path, out: Path) -> Path:
-    """Dynamic int8 (per-channel int8 weights of every MatMul, activations quantised per batch)."""
+def quantize_int8(fp32: Path, out: Path, float_patterns: list[str]) -> Path:
+    """Dynamic int8: per-channel int8 weights of every MatMul, activations quantised per batch, except
+    the MatMuls whose node name holds one of `float_patterns`."""
     if out.is_file():
         return out
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    kept = [node.name for node in graph.node
+            if node.op_type == "MatMul" and any(pattern in node.name for pattern in float_patterns)]
     with atomic_path(out) as tmp:
         quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"])
+                         op_types_to_quantize=["MatMul"], nodes_to_exclude=kept,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return out
 
 
