@@ -124,8 +124,11 @@ def _check_engines(teachers, names, items, console) -> dict[str, dict]:
         if hasattr(teacher, "check_engine") and (check := teacher.check_engine(validation)) is not None:
             checks[name] = check
             speeds = ", ".join(f"{e} {v} views/s" for e, v in check["views_per_s"].items())
-            say(console, f"label: {name} scores with {check['engine']}: decisions identical to torch on "
-                         f"{check['items']} validation items, max |Δscore| {check['max_abs_score_delta']:.1e} ({speeds})")
+            agreement = check.get("decision_agreement", 1.0 if check["decisions_identical"] else None)
+            decided = ("decisions identical to torch" if check["decisions_identical"]
+                       else f"{agreement:.2%} of decisions as torch's")
+            say(console, f"label: {name} scores with {check['engine']}: {decided} on {check['items']} validation "
+                         f"items, max |Δscore| {check['max_abs_score_delta']:.1e} ({speeds})")
     return checks
 
 
