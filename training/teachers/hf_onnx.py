@@ -14,8 +14,11 @@ projections (`/output/dense/`, which read GELU outputs with outlier activations)
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +60,7 @@ def export_onnx(model, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     sample = (torch.ones(2, 16, dtype=torch.long), torch.ones(2, 16, dtype=torch.long))
     axes = {name: {0: "batch", 1: "length"} for name in INPUTS}
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, _quiet():
         try:
             torch.onnx.export(Logits(model.eval()).cpu(), sample, str(tmp), dynamo=False, opset_version=OPSET,
                               input_names=list(INPUTS), output_names=["logits"],
@@ -79,11 +82,28 @@ def quantize_int8(fp32: Path, out: Path, float_patterns: list[str]) -> Path:
     graph = onnx.load(str(fp32), load_external_data=False).graph
     kept = [node.name for node in graph.node
             if node.op_type == "MatMul" and any(pattern in node.name for pattern in float_patterns)]
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, _quiet():
         quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul"], nodes_to_exclude=kept,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return out
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The tracer's and quantizer's advice (TracerWarning, "consider pre-processing") is not for our
+    users: the check against torch is what says whether the export is right."""
+    from edgemod.quiet import quiet_converters
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with quiet_converters(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
 
 
 class OrtTextScorer:
