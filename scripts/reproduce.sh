@@ -2,7 +2,7 @@
 # Reproduce a recipe's published numbers from a clean checkout, as a new user would:
 #   bash scripts/reproduce.sh text-hate      (or text-spam, vision-weapons)
 # 1. the environment (scripts/setup.sh) when .venv is missing;
-# 2. the recipe's teacher, fine-tuned here when its folder is missing (text-hate: MiniLM ~20 min + MPNet ~N min on 2 idle
+# 2. the recipe's teacher, fine-tuned here when its folder is missing (text-hate: MiniLM 20 min + MPNet 34 min on 2
 #    cores, vision-weapons: 35-48 min; copy runs/teachers/<name> from an earlier checkout to skip it);
 # 3. `edgemod run` (label -> train -> export -> bench -> gate -> publish) into runs/<recipe>;
 # 4. results/<recipe>.json from that run, and the README tables regenerated from results/*.json;
