@@ -12,7 +12,6 @@ from edgemod.fsutil import sha256_file
 from edgemod.recipe import TeacherSpec
 from edgemod.training.teachers.base import Item, TeacherContext, register_teacher
 
-
 ENGINES = ("torch", "onnxruntime", "onnxruntime-int8")
 
 
