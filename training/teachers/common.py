@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgemod.errors import EdgemodError, did_you_mean, unknown_choice, validation_lines
+from edgemod.errors import EdgemodError, MissingDependencyError, did_you_mean, unknown_choice, validation_lines
 from edgemod.recipe import TeacherSpec
 from edgemod.training.teachers.base import Item
 
@@ -144,3 +144,14 @@ def model_file(kind: str, spec: TeacherSpec, presets: Mapping[str, Any], what: s
         raise EdgemodError(f"{kind} model not found: {spec.path}{did_you_mean(spec.path, presets)}",
                            f"give the path of {what} (relative to the working directory) or a preset: {known}")
     return require_path(spec.path, f"{kind} teacher model", f"set path: to {what} or a preset ({known})")
+
+
+def cpu_session(path: Path, threads: int | None, purpose: str):
+    """An ONNX Runtime CPU session over an exported teacher, `threads` intra-op threads (None: one per core)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", purpose) from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per core
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

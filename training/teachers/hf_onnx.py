@@ -110,13 +110,9 @@ class OrtTextScorer:
     """An ONNX Runtime session over the exported teacher: numpy token ids and mask in, logits out."""
 
     def __init__(self, path: Path, threads: int | None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise MissingDependencyError("onnxruntime", "scoring an hf teacher with engine: onnxruntime") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per core
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        from edgemod.training.teachers.common import cpu_session
+
+        self.session = cpu_session(path, threads, "scoring an hf teacher with engine: onnxruntime")
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)}

@@ -52,13 +52,9 @@ class OrtScorer:
     """An ONNX Runtime session over the exported teacher: numpy pixels in, logits out."""
 
     def __init__(self, path: Path, threads: int | None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise MissingDependencyError("onnxruntime", "scoring a timm teacher with engine: onnxruntime") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per core
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        from edgemod.training.teachers.common import cpu_session
+
+        self.session = cpu_session(path, threads, "scoring a timm teacher with engine: onnxruntime")
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         return self.session.run(None, {INPUT_NAME: np.ascontiguousarray(pixels, dtype=np.float32)})[0]
