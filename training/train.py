@@ -54,7 +54,8 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
         return done
     table = _read_labels(upstream / label_manifest.artifacts["labels"].path)
     inputs, splits = _prepare(recipe, table)
-    model, history, seconds = _train_student(recipe, inputs, splits, out / "checkpoints", key, console, dist)
+    epochs_key = _epochs_key(recipe, label_manifest)
+    model, history, seconds = _train_student(recipe, inputs, splits, out / "checkpoints", epochs_key, console, dist)
     baseline = None
     if recipe.distill.fairness.method != "none" and recipe.distill.fairness.compare_unmitigated:
         say(console, "train: the same student without fairness mitigation, for the before/after report")
@@ -62,14 +63,21 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
         before_splits = _prepare(before, table, inputs)[1]
         baseline = (before, before_splits,
                     *_train_student(before, inputs, before_splits, out / "checkpoints" / "unmitigated",
-                                    f"{key}-unmitigated", console, dist))
-    gold_twin = _gold_only_twin(recipe, table, inputs, out, key, console, dist)
+                                    f"{epochs_key}-unmitigated", console, dist))
+    gold_twin = _gold_only_twin(recipe, table, inputs, out, epochs_key, console, dist)
     if dist.is_main:  # rank 0 alone writes the run folder
         manifest = _finish(recipe, label_manifest, key, model, inputs, splits, table, history, seconds, out, baseline,
                            gold_twin)
     manifest = dist.broadcast_object(manifest if dist.is_main else None)  # the others return rank 0's
     dist.close()
     return manifest
+
+
+def _epochs_key(recipe: Recipe, label_manifest: Manifest) -> str:
+    """Key of the normal epochs' checkpoints. Quantization-aware epochs fine-tune after them, so a
+    finished run given `distill.qat_epochs` resumes from its trained epochs instead of starting over."""
+    epochs_only = recipe.model_copy(update={"distill": recipe.distill.model_copy(update={"qat_epochs": 0})})
+    return inputs_key(epochs_only.fingerprint(exclude=POST_TRAINING), {"labels": label_manifest.artifacts["labels"]})
 
 
 def _gold_only_twin(recipe: Recipe, table, inputs, out: Path, key: str, console, dist: DistributedContext):
