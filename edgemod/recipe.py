@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from edgemod.budgets import Budgets
 from edgemod.errors import EdgemodError, did_you_mean, yaml_problem
 from edgemod.fsutil import sha256_text
+from edgemod.recipe_augment import AugmentSpec, ColorJitterSpec, JpegSpec  # noqa: F401  (part of the recipe schema)
 from edgemod.recipe_ensemble import EnsembleSpec
 from edgemod.recipe_views import ViewsSpec
 from edgemod.strict_model import StrictModel
@@ -58,54 +59,6 @@ class TeacherSpec(StrictModel):
     )
     options: dict[str, Any] = Field(default_factory=dict, description="kind-specific settings")
     name: str | None = None
-
-
-# Image augmentation (moderation frames: re-framed, recoloured, heavily compressed live streams).
-class _AugmentStrict(StrictModel):
-    pass
-
-
-class ColorJitterSpec(_AugmentStrict):
-    """torchvision ColorJitter factors; 0 turns one off."""
-
-    brightness: float = Field(0.3, ge=0)
-    contrast: float = Field(0.3, ge=0)
-    saturation: float = Field(0.3, ge=0)
-    hue: float = Field(0.05, ge=0, le=0.5)
-
-
-class JpegSpec(_AugmentStrict):
-    """Re-encode as JPEG at a quality drawn uniformly from `quality` (inclusive), with probability `p`."""
-
-    quality: tuple[int, int] = (30, 95)
-    p: float = Field(0.5, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _range(self) -> JpegSpec:
-        low, high = self.quality
-        if not 1 <= low <= high <= 100:
-            raise ValueError(f"jpeg quality must be 1 <= low <= high <= 100, got {self.quality}")
-        return self
-
-
-class AugmentSpec(_AugmentStrict):
-    """Train-time augmentation; `enabled: false` trains on the eval pipeline."""
-
-    enabled: bool = True
-    scale: tuple[float, float] = Field((0.6, 1.0), description="random resized crop: area fraction range")
-    ratio: tuple[float, float] = Field((3 / 4, 4 / 3), description="random resized crop: aspect ratio range")
-    hflip: float = Field(0.5, ge=0, le=1, description="probability of a horizontal flip")
-    rotation: float = Field(10.0, ge=0, le=180, description="max degrees either way")
-    color_jitter: ColorJitterSpec = Field(default_factory=ColorJitterSpec)
-    jpeg: JpegSpec = Field(default_factory=JpegSpec)
-
-    @model_validator(mode="after")
-    def _ranges(self) -> AugmentSpec:
-        if not 0 < self.scale[0] <= self.scale[1] <= 1:
-            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {self.scale}")
-        if not 0 < self.ratio[0] <= self.ratio[1]:
-            raise ValueError(f"ratio must satisfy 0 < low <= high, got {self.ratio}")
-        return self
 
 
 # The normalizer of student.tokenizer 'mediapipe_tasks' (edgemod.runtime.tokenizer.TASKS_NORMALIZER).

@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from edgemod.recipe_augment import ColorJitterSpec, JpegSpec
 from edgemod.strict_model import StrictModel
 
 
@@ -27,6 +28,11 @@ class ViewsSpec(StrictModel):
     scale: tuple[float, float] = Field((0.35, 1.0), description="crop area as a share of the image")
     ratio: tuple[float, float] = Field((3 / 4, 4 / 3), description="crop aspect ratio range (width / height)")
     hflip: float = Field(0.5, ge=0, le=1, description="probability that a view is mirrored")
+    # The photometric part of student.augment, drawn once per view and stored with it, so the teacher
+    # labels the rotated, recoloured, re-compressed pixels the student then trains on.
+    rotation: float = Field(0.0, ge=0, le=180, description="max degrees either way (0: none)")
+    color_jitter: ColorJitterSpec | None = Field(None, description="brightness/contrast/saturation/hue factors")
+    jpeg: JpegSpec | None = Field(None, description="re-encode at a random quality, with probability p")
     mix: MixSpec | None = None
     seed: int = 0
 

@@ -60,6 +60,43 @@ def test_render_crops_flips_and_mixes_as_stored(tmp_path):
     assert pasted[:, :5].max() == 0 and pasted[:, 5:8].min() == 255  # the partner's (mirrored) black half
 
 
+def test_photometric_views_are_drawn_only_when_on_and_keep_older_views(frames):
+    plain = ViewsSpec(per_image=2, mix=MixSpec(kind="mixup", p=1.0))
+    photo = ViewsSpec.model_validate({**plain.model_dump(), "rotation": 10.0,
+                                      "color_jitter": {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3,
+                                                       "hue": 0.05},
+                                      "jpeg": {"quality": (30, 95), "p": 1.0}})
+    for view in map(json.loads, view_items(frames, plain)["view"]):
+        assert not {"angle", "jitter", "jpeg"} & (set(view) | set(view["mix"]))
+    for old, new in zip(map(json.loads, view_items(frames, plain)["view"]),
+                        map(json.loads, view_items(frames, photo)["view"])):
+        assert new["box"] == old["box"] and new["flip"] == old["flip"]  # drawn first, unchanged
+        for entry in (new, new["mix"]):
+            assert abs(entry["angle"]) <= 10 and 30 <= entry["jpeg"] <= 95
+            b, c, s, h = entry["jitter"]
+            assert all(0.7 <= f <= 1.3 for f in (b, c, s)) and abs(h) <= 0.05
+
+
+def test_render_applies_the_stored_rotation_colour_and_jpeg(frames):
+    from torchvision.transforms import functional as F
+
+    from edgemod.runtime.image import load_image
+    from edgemod.training.vision.augment import jpeg_reencode
+
+    path = frames["path"].iloc[0]
+    view = {"box": [0.1, 0.05, 0.9, 0.95], "flip": True, "angle": 7.5, "jitter": [1.2, 0.8, 1.1, 0.03], "jpeg": 40}
+    image = load_image(path, (128, 128, 128)).rotate(7.5, resample=Image.Resampling.BILINEAR, fillcolor=(128, 128, 128))
+    image = F.adjust_hue(F.adjust_saturation(F.adjust_contrast(F.adjust_brightness(image, 1.2), 0.8), 1.1), 0.03)
+    image = jpeg_reencode(image, 40)
+    w, h = image.size
+    expected = image.resize((24, 24), Image.Resampling.BILINEAR, box=(0.1 * w, 0.05 * h, 0.9 * w, 0.95 * h))
+    expected = np.asarray(expected.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    rendered = np.asarray(render_view(view, path, 24, (128, 128, 128)))
+    assert np.array_equal(rendered, expected)
+    assert not np.array_equal(rendered, np.asarray(render_view({"box": view["box"], "flip": True}, path, 24,
+                                                               (128, 128, 128))))
+
+
 def test_mixed_views_train_on_the_teacher_alone_and_missing_views_are_named():
     table = pd.DataFrame({
         "key": ["a", "a~view:0", "a~view:1"], "role": ["train", "view", "view"],

@@ -33,19 +33,25 @@ class RandomJpeg:
 
     def __call__(self, image):
         import torch
-        from PIL import Image
 
         if self.p < 1 and torch.rand(1).item() >= self.p:
             return image
         quality = int(torch.randint(self.quality[0], self.quality[1] + 1, (1,)).item())
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            return decoded.convert("RGB")
+        return jpeg_reencode(image, quality)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(quality={self.quality}, p={self.p})"
+
+
+def jpeg_reencode(image, quality: int):
+    """The PIL image encoded as JPEG at `quality` and decoded again (RGB, same size)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return decoded.convert("RGB")
 
 
 def train_transform(cfg: PreprocessConfig, spec: AugmentSpec | None = None):

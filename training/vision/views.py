@@ -44,20 +44,37 @@ def view_items(items, spec: ViewsSpec):
 
 def sample_view(rng: np.random.Generator, size: tuple[int, int], spec: ViewsSpec, pool: list, key: str) -> dict:
     """One view's parameters: crop box (relative x0, y0, x1, y1), flip, and an optional mix."""
-    view = {"box": crop_box(rng, size, spec), "flip": bool(rng.random() < spec.hflip)}
+    view = {"box": crop_box(rng, size, spec), "flip": bool(rng.random() < spec.hflip), **photometric(rng, spec)}
     mix = spec.mix
     if mix is not None and len(pool) > 1 and rng.random() < mix.p:
         partner = int(rng.integers(len(pool) - 1))
         partner_key, partner_path, partner_size = pool[partner if pool[partner][0] != key else len(pool) - 1]
         lam = float(rng.beta(mix.alpha, mix.alpha))
         entry = {"kind": mix.kind, "key": partner_key, "path": partner_path,
-                 "box": crop_box(rng, partner_size, spec), "flip": bool(rng.random() < spec.hflip)}
+                 "box": crop_box(rng, partner_size, spec), "flip": bool(rng.random() < spec.hflip),
+                 **photometric(rng, spec)}
         if mix.kind == "cutmix":
             entry["cut"] = _cut_box(rng, 1 - lam)
             lam = 1 - (entry["cut"][2] - entry["cut"][0]) * (entry["cut"][3] - entry["cut"][1])
         entry["lam"] = round(lam, 6)
         view["mix"] = entry
     return view
+
+
+def photometric(rng: np.random.Generator, spec: ViewsSpec) -> dict:
+    """Rotation angle, colour-jitter factors and JPEG quality of one view (keys only for what is on,
+    and no draws for what is off, so views of a spec without them stay as they were)."""
+    params = {}
+    if spec.rotation:
+        params["angle"] = round(float(rng.uniform(-spec.rotation, spec.rotation)), 4)
+    jitter = spec.color_jitter
+    if jitter is not None:
+        factors = [float(rng.uniform(max(0.0, 1 - f), 1 + f)) for f in (jitter.brightness, jitter.contrast,
+                                                                        jitter.saturation)]
+        params["jitter"] = [round(v, 6) for v in (*factors, float(rng.uniform(-jitter.hue, jitter.hue)))]
+    if spec.jpeg is not None and rng.random() < spec.jpeg.p:
+        params["jpeg"] = int(rng.integers(spec.jpeg.quality[0], spec.jpeg.quality[1] + 1))
+    return params
 
 
 def crop_box(rng: np.random.Generator, size: tuple[int, int], spec: ViewsSpec) -> list[float]:
@@ -87,11 +104,11 @@ def render_view(view: dict, path: str, side: int, background: tuple[int, int, in
     """The view as a PIL RGB image of side x side pixels (before the model's normalisation)."""
     from PIL import Image
 
-    image = _crop(path, view["box"], view["flip"], side, background)
+    image = _crop(path, view, side, background)
     mix = view.get("mix")
     if not mix:
         return image
-    partner = _crop(mix["path"], mix["box"], mix["flip"], side, background)
+    partner = _crop(mix["path"], mix, side, background)
     if mix["kind"] == "mixup":
         return Image.blend(image, partner, 1 - mix["lam"])  # lam * image + (1 - lam) * partner
     x0, y0, x1, y1 = (round(v * side) for v in mix["cut"])
@@ -116,16 +133,35 @@ def is_mixed(view_json: str) -> bool:
     return "mix" in json.loads(view_json)
 
 
-def _crop(path: str, box: list[float], flip: bool, side: int, background):
+def _crop(path: str, view: dict, side: int, background):
+    """Rotate, recolour and re-compress the source image as the view says (train_transform's order),
+    then resize its crop box to side x side and mirror it."""
     from PIL import Image
 
     from edgemod.runtime.image import load_image
 
     image = load_image(path, background)
+    if view.get("angle"):
+        image = image.rotate(view["angle"], resample=Image.Resampling.BILINEAR, fillcolor=tuple(background))
+    if "jitter" in view:
+        image = _recolour(image, *view["jitter"])
+    if "jpeg" in view:
+        from edgemod.training.vision.augment import jpeg_reencode
+
+        image = jpeg_reencode(image, view["jpeg"])
+    box = view["box"]
     width, height = image.size
     pixels = (box[0] * width, box[1] * height, box[2] * width, box[3] * height)
     image = image.resize((side, side), Image.Resampling.BILINEAR, box=pixels)
-    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else image
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if view["flip"] else image
+
+
+def _recolour(image, brightness: float, contrast: float, saturation: float, hue: float):
+    """torchvision's ColorJitter with its factors given, in a fixed order."""
+    from torchvision.transforms import functional as F
+
+    image = F.adjust_saturation(F.adjust_contrast(F.adjust_brightness(image, brightness), contrast), saturation)
+    return F.adjust_hue(image, hue) if hue else image
 
 
 def _cut_box(rng: np.random.Generator, share: float) -> list[float]:
