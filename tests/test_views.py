@@ -114,3 +114,16 @@ def test_views_are_for_image_recipes_only():
 
     with pytest.raises(Exception, match="views"):
         load_recipe("recipes/text-spam.yaml", overrides=["views.per_image=2"])
+
+
+def test_views_redrawn_under_another_spec_are_scored_again(tmp_path):
+    from edgemod.training.label_shards import plan_chunks, store_chunk
+
+    items = pd.DataFrame({"key": ["a", "a~view:0"], "path": ["a.png", "a.png"],
+                          "view": [None, json.dumps({"box": [0, 0, 1, 1], "flip": False})]})
+    done, chunks = plan_chunks("t", items, tmp_path, 10, None)
+    store_chunk(*chunks[0], np.full((2, 2), 0.5, np.float32), ["x", "y"], "t", done)
+    assert plan_chunks("t", items, tmp_path, 10, None)[1] == []
+    redrawn = items.assign(view=[None, json.dumps({"box": [0, 0, 1, 1], "flip": True})])
+    done, chunks = plan_chunks("t", redrawn, tmp_path, 10, None)
+    assert [chunk["key"].tolist() for _, chunk in chunks] == [["a~view:0"]]

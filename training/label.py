@@ -18,7 +18,7 @@ from edgemod.fsutil import atomic_path, sha256_text
 from edgemod.manifest import Manifest, file_ref, finished_run, inputs_key, write_manifest
 from edgemod.recipe import Recipe
 from edgemod.training.items import collect_items, dataset_inputs
-from edgemod.training.label_shards import chunk_items, plan_chunks, store_chunk
+from edgemod.training.label_shards import chunk_items, plan_chunks, score_keys, store_chunk
 from edgemod.training.teachers.base import TeacherContext, build_teacher, teacher_name
 from edgemod.training.teachers.mapping import combine, fit_weights, map_scores
 
@@ -164,7 +164,7 @@ def _assemble(recipe: Recipe, items, teachers, names, scored):
     table = items[["key", "dataset", "split", "role", payload, "label", *extra]].copy()
     mapped_all = []
     for name, spec, teacher in zip(names, recipe.teachers, teachers):
-        raw = np.stack([scored[name][k] for k in table["key"]])
+        raw = np.stack([scored[name][k] for k in score_keys(table)])
         mapped = map_scores(raw, teacher.labels, teacher.multi_label, spec.map, recipe.labels,
                             recipe.multi_label, teacher=name)
         mapped_all.append(mapped)

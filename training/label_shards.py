@@ -21,7 +21,7 @@ def plan_chunks(name, items, shard_dir: Path, chunk_size: int, console):
     engine shares. Shard numbers are fixed here, so chunks may finish in any order, and continue
     after the highest existing one, so a gap left by a crash is never overwritten."""
     done = _read_shards(shard_dir)
-    todo = items[~items["key"].isin(done.keys())]
+    todo = items[~np.isin(score_keys(items), list(done))]
     if len(done):
         say(console, f"label: {name}: {len(done)} items already scored, {len(todo)} to go")
     shard_dir.mkdir(parents=True, exist_ok=True)
@@ -38,8 +38,20 @@ def store_chunk(shard: Path, chunk, probs: np.ndarray, labels: list[str], name: 
                 done: dict[str, np.ndarray]) -> None:
     """Check one chunk's scores, write its shard atomically and add them to `done`."""
     _check_scores(probs, len(chunk), labels, name)
-    _write_shard(shard, chunk["key"].tolist(), probs, labels)
-    done.update(zip(chunk["key"], probs))
+    keys = score_keys(chunk)
+    _write_shard(shard, keys, probs, labels)
+    done.update(zip(keys, probs))
+
+
+def score_keys(items) -> list[str]:
+    """The cache key of each item's scores: its key, and for an augmented view also a digest of the
+    view's parameters, so views re-drawn under another `views:` spec are scored again, never reused."""
+    from edgemod.fsutil import sha256_text
+
+    if "view" not in items:
+        return items["key"].tolist()
+    return [f"{key}#{sha256_text(view)[:16]}" if isinstance(view, str) else key
+            for key, view in zip(items["key"], items["view"])]
 
 
 def chunk_items(chunk) -> list[Item]:
