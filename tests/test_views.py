@@ -127,3 +127,34 @@ def test_views_redrawn_under_another_spec_are_scored_again(tmp_path):
     redrawn = items.assign(view=[None, json.dumps({"box": [0, 0, 1, 1], "flip": True})])
     done, chunks = plan_chunks("t", redrawn, tmp_path, 10, None)
     assert [chunk["key"].tolist() for _, chunk in chunks] == [["a~view:0"]]
+
+
+def test_trainer_replays_the_labelled_views_pixel_exactly(frames):
+    """Same view parameters -> identical input tensors: the trainer's rows each epoch are the stored
+    views rendered by the very transform the teacher scored them with, photometric steps included."""
+    import torch
+
+    from edgemod.training.students.vision import timm_arch
+    from edgemod.training.vision.preprocess import preprocess_from_timm
+    from edgemod.training.vision.views import ViewEpochs, view_transform
+
+    spec = ViewsSpec.model_validate({"per_image": 3, "rotation": 10, "color_jitter": {},
+                                     "jpeg": {"p": 1.0}, "mix": {"kind": "mixup", "p": 0.5}})
+    table = pd.concat([frames, view_items(frames, spec)], ignore_index=True)
+    keys = frames["key"].tolist()
+    soft = np.random.default_rng(0).random((len(table), 4)).astype(np.float32)
+    targets = ViewTargets.gather(table, keys, soft, np.zeros(len(table), np.int64), per_image=3)
+    cfg = preprocess_from_timm(timm_arch("efficientnet_lite0"), 64)
+    teacher_side = view_transform(cfg)  # what the label stage calls for each view row
+    rows = ViewEpochs(frames["path"].tolist(), targets, view_transform(cfg), seed=0)
+    chosen = []
+    for epoch in (1, 2, 3):
+        rows.set_epoch(epoch)
+        chosen.append(rows.choice.tolist())
+        for index in range(len(keys)):
+            image, target, _ = rows[index]
+            k = int(rows.choice[index])
+            stored = json.loads(targets.views[index][k])
+            assert torch.equal(image, teacher_side(stored, frames["path"].iloc[index]))
+            assert torch.equal(target, torch.from_numpy(targets.soft[index, k]))
+    assert all(len({epochs[i] for epochs in chosen}) == 3 for i in range(len(keys)))  # each frame walks its views
