@@ -7,6 +7,8 @@ the recipe's own decision rule. Counts are a deterministic cost proxy, not milli
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +44,19 @@ def arm_results(student, export_dir: Path, runnable: dict, console=None) -> dict
     artifacts = {name: record for name, record in runnable.items() if record["target"] in ARM_TARGETS}
     if not artifacts:
         return {"not_measured_because": "no TFLite artifact in this export"}
+    jobs = [(device, name) for device in ARM_CLASSES for name in artifacts]
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    # Each count is its own single-threaded qemu process and instruction counts do not depend on
+    # timing, so the counts run side by side, one per core.
+    with activity(f"ARM cost: {len(artifacts)} artifact(s) x {len(ARM_CLASSES)} classes, {workers} at a time",
+                  console), ThreadPoolExecutor(workers) as pool:
+        futures = {job: pool.submit(_count_one, setup, student, export_dir, artifacts[job[1]], job[0])
+                   for job in jobs}
+        results = {job: future.result() for job, future in futures.items()}
     out = {"setup": setup.describe(), "classes": {}}
     for device, cpu in ARM_CLASSES.items():
-        counted = {}
-        for name, record in artifacts.items():
-            with activity(f"ARM cost {name} on {device} (qemu-aarch64 -cpu {cpu})", console):
-                counted[name] = _count_one(setup, student, export_dir, record, device)
-            counted[name]["float_twin"] = _float_twin(runnable, record)
+        counted = {name: {**results[(device, name)], "float_twin": _float_twin(runnable, record)}
+                   for name, record in artifacts.items()}
         out["classes"][device] = {"class": device, "cpu": cpu, "kind": "emulated", "unit": "instructions",
                                   "threads": [1], "emulator": f"qemu-aarch64 {setup.stamp.get('qemu', '')}".strip(),
                                   "artifacts": counted}
