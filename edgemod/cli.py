@@ -97,12 +97,22 @@ def teacher_train(
     epochs: Annotated[int | None, typer.Option(help="default: the recipe's distill.epochs")] = None,
     pretrained: Annotated[str | None, typer.Option(
         help="start from installed weights, e.g. imagenet:efficientnet_lite2 (default: from scratch)")] = None,
+    folds: Annotated[int | None, typer.Option(
+        help="train K out-of-fold teachers (each without 1/K of the train images) into OUT/fold-*")] = None,
     set_: SetOption = None,
 ) -> None:
     """Train a large image teacher on the recipe's gold labels, from scratch or from installed pretrained weights."""
     from edgemod.recipe import load_recipe
     from edgemod.training.teachers.train_teacher import run
 
+    if folds is not None:
+        from edgemod.training.teachers.folds import train_folds
+
+        manifests = train_folds(load_recipe(recipe, set_), out, folds, console=console, arch=arch,
+                                image_size=image_size, epochs=epochs, pretrained=pretrained)
+        scores = ", ".join(f"{m.metrics['test']['macro_f1']:.4f}" for m in manifests)
+        console.print(f"[green]{folds} out-of-fold teachers saved[/green] to {out}: test macro-F1 {scores}")
+        return
     manifest = run(load_recipe(recipe, set_), out, arch, image_size, epochs, console=console, pretrained=pretrained)
     console.print(f"[green]teacher saved[/green] to {out}: {manifest.metrics['parameters']:,} parameters, "
                   f"test macro-F1 {manifest.metrics['test']['macro_f1']:.4f}")

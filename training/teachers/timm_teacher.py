@@ -218,5 +218,9 @@ def build_timm_teacher(spec: TeacherSpec, context: TeacherContext) -> TimmTeache
     options = parse_options(TimmOptions, spec)
     folder = require_path(spec.path, "timm teacher checkpoint",
                           "set path: to a folder written by `edgemod teacher train` "
-                          "(it holds model.safetensors and config.json)")
+                          "(it holds model.safetensors and config.json, or folds.json with `--folds`)")
+    from edgemod.training.teachers.folds import FoldedTimmTeacher, is_folded
+
+    if is_folded(folder):  # out-of-fold members: each train image scored by the one that never saw it
+        return FoldedTimmTeacher(folder, options, context.cache_dir)
     return TimmTeacher(folder, options, context.cache_dir)

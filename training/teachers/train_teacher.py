@@ -37,10 +37,11 @@ def teacher_recipe(recipe: Recipe, arch: str, image_size: int | None, epochs: in
 
 
 def run(recipe: Recipe, out: Path, arch: str, image_size: int | None = None, epochs: int | None = None,
-        console=None, pretrained: str | None = None) -> Manifest:
+        console=None, pretrained: str | None = None, hold_out: tuple[int, int] | None = None) -> Manifest:
     """Train `arch` on the recipe's train split, keep the best epoch on validation, save a checkpoint.
 
     `pretrained` names installed backbone weights (`training.vision.pretrained`) to fine-tune from.
+    `hold_out=(i, k)` leaves out the train images of fold i of k (`training.teachers.folds`).
     """
     import torch
 
@@ -55,11 +56,16 @@ def run(recipe: Recipe, out: Path, arch: str, image_size: int | None = None, epo
     spec = teacher_recipe(recipe, arch, image_size, epochs, pretrained)
     torch.manual_seed(spec.distill.seed)
     table = _gold_table(spec)
+    if hold_out is not None:
+        from edgemod.training.teachers.folds import fold_of
+
+        held = (table["role"] == "train") & (fold_of(table["key"], hold_out[1]) == hold_out[0])
+        table = table[~held].reset_index(drop=True)
     inputs, splits = train._prepare(spec, table)
     model = inputs.build_model(spec)
     out = Path(out)
     work = out.parent / f".{out.name}.work"
-    key = inputs_key(spec.fingerprint(), dataset_inputs(spec))
+    key = inputs_key(spec.fingerprint(), dataset_inputs(spec), {"hold_out": hold_out} if hold_out else None)
     started = time.time()
     history = train._fit(model, spec, inputs, splits, work / "checkpoints", key, console)
     load_weights(model, work / "checkpoints" / "best.safetensors")
@@ -70,12 +76,14 @@ def run(recipe: Recipe, out: Path, arch: str, image_size: int | None = None, epo
         metrics[name] = classification_report([spec.labels[i] for i in splits[name].gold], probs, spec.labels)
     save_image_checkpoint(out, model, arch, spec.labels, inputs.preprocess,
                           extra={"recipe": recipe.name, "metrics": {k: metrics[k] for k in ("validation", "test")},
-                                 "pretrained": getattr(model, PROVENANCE_ATTR, None)})
+                                 "pretrained": getattr(model, PROVENANCE_ATTR, None),
+                                 **({"hold_out": {"fold": hold_out[0], "folds": hold_out[1]}} if hold_out else {})})
     manifest = Manifest(
         stage="teacher", name=f"{recipe.name}-teacher", recipe=spec.model_dump(mode="json"),
         recipe_sha256=spec.fingerprint(), inputs=dataset_inputs(spec), inputs_key=key, metrics=metrics,
         artifacts={p.name: file_ref(p, out) for p in sorted(out.iterdir()) if p.is_file() and p.name != "manifest.json"},
-        details={"arch": arch, "image_size": inputs.preprocess.input_size[-1]},
+        details={"arch": arch, "image_size": inputs.preprocess.input_size[-1], "hold_out": hold_out,
+                 "train_images": len(splits["train"].keys)},
     )
     write_manifest(out, manifest)
     return manifest
