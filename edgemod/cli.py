@@ -106,7 +106,7 @@ def teacher_train(
     from edgemod.training.teachers.train_teacher import run
 
     if folds is not None:
-        from edgemod.training.teachers.folds import train_folds
+        from edgemod.training.teachers.train_teacher import train_folds
 
         manifests = train_folds(load_recipe(recipe, set_), out, folds, console=console, arch=arch,
                                 image_size=image_size, epochs=epochs, pretrained=pretrained)

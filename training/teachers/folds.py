@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from edgemod.errors import EdgemodError
-from edgemod.fsutil import write_json_atomic
 from edgemod.training.teachers.base import Item
 from edgemod.training.teachers.common import identity_string
 
@@ -30,30 +29,6 @@ def fold_of(keys, folds: int) -> np.ndarray:
     return np.array([zlib.crc32(str(key).encode()) % folds for key in keys], dtype=np.int64)
 
 
-def train_folds(recipe, out: Path, folds: int, console=None, **teacher_args) -> list:
-    """K teachers, fold i trained without the train images of fold i; `folds.json` written last."""
-    from edgemod.console import say
-    from edgemod.training.items import collect_items
-    from edgemod.training.teachers.train_teacher import run, teacher_recipe
-
-    if folds < 2:
-        raise EdgemodError(f"--folds {folds}: out-of-fold teachers need at least 2 folds", "pass --folds 2 or more")
-    out = Path(out)
-    manifests = []
-    for fold in range(folds):
-        say(console, f"teacher: fold {fold + 1}/{folds} (its train images held out)")
-        manifests.append(run(recipe, out / f"fold-{fold}", console=console, hold_out=(fold, folds), **teacher_args))
-    spec = teacher_recipe(recipe, teacher_args["arch"], teacher_args.get("image_size"), teacher_args.get("epochs"),
-                          teacher_args.get("pretrained"))
-    items = collect_items(spec)
-    train_keys = items.loc[items["role"] == "train", "key"].to_numpy()
-    assigned = fold_of(train_keys, folds)
-    write_json_atomic(out / FOLDS_FILE, {
-        "folds": folds, "rule": "crc32(key) % folds", "members": [f"fold-{i}" for i in range(folds)],
-        "held_out": {str(i): sorted(train_keys[assigned == i].tolist()) for i in range(folds)}})
-    return manifests
-
-
 def is_folded(folder: Path) -> bool:
     return (Path(folder) / FOLDS_FILE).is_file()
 
@@ -63,13 +38,12 @@ class FoldedTimmTeacher:
 
     scores_views = True
 
-    def __init__(self, folder: Path, options, cache_dir: Path | None = None):
-        from edgemod.training.teachers.timm_teacher import TimmTeacher
-
+    def __init__(self, folder: Path, member, options):
+        """`member(folder)` builds the teacher of one fold's checkpoint folder."""
         self.folder = Path(folder)
         try:
             spec = json.loads((self.folder / FOLDS_FILE).read_text())
-            self.members = [TimmTeacher(self.folder / name, options, cache_dir) for name in spec["members"]]
+            self.members = [member(self.folder / name) for name in spec["members"]]
             self._fold = {key: int(fold) for fold, keys in spec["held_out"].items() for key in keys}
         except (OSError, ValueError, KeyError) as error:
             raise EdgemodError(f"out-of-fold teacher {self.folder} is incomplete: {error}",

@@ -222,5 +222,5 @@ def build_timm_teacher(spec: TeacherSpec, context: TeacherContext) -> TimmTeache
     from edgemod.training.teachers.folds import FoldedTimmTeacher, is_folded
 
     if is_folded(folder):  # out-of-fold members: each train image scored by the one that never saw it
-        return FoldedTimmTeacher(folder, options, context.cache_dir)
+        return FoldedTimmTeacher(folder, lambda member: TimmTeacher(member, options, context.cache_dir), options)
     return TimmTeacher(folder, options, context.cache_dir)

@@ -89,6 +89,30 @@ def run(recipe: Recipe, out: Path, arch: str, image_size: int | None = None, epo
     return manifest
 
 
+def train_folds(recipe, out: Path, folds: int, console=None, **teacher_args) -> list:
+    """K teachers, fold i trained without the train images of fold i; `folds.json` written last."""
+    from edgemod.console import say
+    from edgemod.fsutil import write_json_atomic
+    from edgemod.training.teachers.folds import FOLDS_FILE, fold_of
+
+    if folds < 2:
+        raise EdgemodError(f"--folds {folds}: out-of-fold teachers need at least 2 folds", "pass --folds 2 or more")
+    out = Path(out)
+    manifests = []
+    for fold in range(folds):
+        say(console, f"teacher: fold {fold + 1}/{folds} (its train images held out)")
+        manifests.append(run(recipe, out / f"fold-{fold}", console=console, hold_out=(fold, folds), **teacher_args))
+    spec = teacher_recipe(recipe, teacher_args["arch"], teacher_args.get("image_size"), teacher_args.get("epochs"),
+                          teacher_args.get("pretrained"))
+    items = collect_items(spec)
+    train_keys = items.loc[items["role"] == "train", "key"].to_numpy()
+    assigned = fold_of(train_keys, folds)
+    write_json_atomic(out / FOLDS_FILE, {
+        "folds": folds, "rule": "crc32(key) % folds", "members": [f"fold-{i}" for i in range(folds)],
+        "held_out": {str(i): sorted(train_keys[assigned == i].tolist()) for i in range(folds)}})
+    return manifests
+
+
 def _gold_table(recipe: Recipe):
     """Items with one-hot gold targets in the `p:` columns, shaped like a label run's table."""
     table = collect_items(recipe)
