@@ -297,8 +297,11 @@ def test_rate_limit_respected(api, tmp_path):
     starts = sorted(api.stats.started_at)
     assert starts[-1] - starts[0] >= 9 / 20 * 0.9  # 10 requests at 20/s span at least 0.45s
     assert elapsed < 5
-    gaps = np.diff(starts)
-    assert gaps.min() >= 1 / 20 * 0.5  # no bursts, even with 4 threads
+    # No bursts, even with 4 threads: the i-th request starts no earlier than i/20 s after the first.
+    # (Judged on the cumulative schedule, not on single gaps: a request the server happens to see late
+    # shortens the gap to the next one without any burst.)
+    schedule = np.arange(len(starts)) / 20
+    assert (np.asarray(starts) - starts[0] >= schedule * 0.9 - 0.01).all()
 
 
 # --------------------------------------------------------------------------- secrecy
