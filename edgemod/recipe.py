@@ -110,6 +110,10 @@ class FairnessSpec(StrictModel):
                             "reweight: benign items that mention an identity are drawn benign_identity_weight times "
                             "as often; counterfactual_reweight: both")
     benign_identity_weight: float = Field(3.0, ge=1, description="reweight: sampling weight of benign identity mentions")
+    identity_weight: float = Field(
+        1.0, ge=1, description="with any method: every train item that mentions an identity (violating or not) is drawn "
+                               "this many times as often, so the student spends more of its capacity where the identity "
+                               "slices are judged (multiplies benign_identity_weight)")
     compare_unmitigated: bool = Field(
         True, description="also train the same student without mitigation, so the report shows before and after")
 

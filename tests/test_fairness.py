@@ -86,6 +86,21 @@ def test_benign_identity_mentions_are_upweighted(tiny_recipe_dict):
     np.testing.assert_array_equal(fairness.sample_weights(recipe, texts, soft, gold), [4, 1, 1, 4])
 
 
+def test_identity_mentions_are_upweighted_under_any_method(tiny_recipe_dict):
+    texts = ["the jews are nice", "the jews are vermin", "nice day", "jewish food"]
+    soft = np.array([[0.9, 0.05, 0.05], [0.1, 0.1, 0.8], [0.9, 0.05, 0.05], [0.2, 0.7, 0.1]])
+    gold = np.array([-1, -1, 0, 0])
+    tiny_recipe_dict["distill"]["fairness"] = {"method": "none", "identity_weight": 3.0}
+    recipe = parse_recipe(tiny_recipe_dict)
+    assert fairness.uses_reweighting(recipe)
+    np.testing.assert_array_equal(fairness.sample_weights(recipe, texts, soft, gold), [3, 3, 1, 3])
+    tiny_recipe_dict["distill"]["fairness"] = {"method": "reweight", "benign_identity_weight": 4.0, "identity_weight": 3.0}
+    recipe = parse_recipe(tiny_recipe_dict)
+    np.testing.assert_array_equal(fairness.sample_weights(recipe, texts, soft, gold), [12, 3, 1, 12])
+    before = fairness.unmitigated(recipe)  # the 'before' student of the report draws every item alike
+    assert before.distill.fairness.identity_weight == 1 and not fairness.uses_reweighting(before)
+
+
 def test_counterfactual_method_without_copies_is_refused(tiny_recipe_dict):
     tiny_recipe_dict["distill"]["fairness"] = {"method": "counterfactual"}
     with pytest.raises(EdgemodError, match="add 'counterfactuals"):

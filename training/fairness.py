@@ -6,6 +6,9 @@
   about the group it names. A copy of a gold item keeps the item's gold label.
 - `reweight`: benign items that mention an identity (edgemod/identity_terms.json) are drawn
   `benign_identity_weight` times as often, so that 'mentions a group' stops predicting 'violating'.
+- `identity_weight` (any method): every item that mentions an identity is drawn that many times as
+  often. Most transfer text (tweets) names no group, so without it the student spends little of its
+  capacity on the posts the identity slices judge.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ def uses_counterfactuals(recipe: Recipe) -> bool:
 
 
 def uses_reweighting(recipe: Recipe) -> bool:
-    return "reweight" in recipe.distill.fairness.method
+    return "reweight" in recipe.distill.fairness.method or recipe.distill.fairness.identity_weight != 1
 
 
 def family_averaged(table, soft: np.ndarray) -> np.ndarray:
@@ -51,17 +54,22 @@ def inherited_gold(table, gold: np.ndarray) -> np.ndarray:
 
 
 def sample_weights(recipe: Recipe, texts, soft: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """Per-row sampling weight: `benign_identity_weight` for benign identity mentions, else 1.
+    """Per-row sampling weight: `identity_weight` for identity mentions, times `benign_identity_weight`
+    for benign ones when the method reweights; else 1.
 
     Benign means the gold label, or for unlabelled rows the teachers' top class."""
-    benign = recipe.labels.index(recipe.benign_label)
-    classes = np.where(gold >= 0, gold, soft.argmax(axis=1))
-    weights = np.ones(len(classes))
-    weights[(classes == benign) & np.array(mentions_identity(texts), dtype=bool)] = recipe.distill.fairness.benign_identity_weight
+    spec = recipe.distill.fairness
+    names_group = np.array(mentions_identity(texts), dtype=bool)
+    weights = np.ones(len(names_group))
+    weights[names_group] = spec.identity_weight
+    if "reweight" in spec.method:
+        benign = recipe.labels.index(recipe.benign_label)
+        classes = np.where(gold >= 0, gold, soft.argmax(axis=1))
+        weights[(classes == benign) & names_group] *= spec.benign_identity_weight
     return weights
 
 
 def unmitigated(recipe: Recipe) -> Recipe:
     """The same recipe without mitigation: the 'before' student of the fairness report."""
-    fairness = recipe.distill.fairness.model_copy(update={"method": "none"})
+    fairness = recipe.distill.fairness.model_copy(update={"method": "none", "identity_weight": 1.0})
     return recipe.model_copy(update={"distill": recipe.distill.model_copy(update={"fairness": fairness})})
