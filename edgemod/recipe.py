@@ -119,7 +119,10 @@ class FairnessSpec(StrictModel):
 
 
 class DistillSpec(StrictModel):
-    loss: Literal["kl", "bce"] = "kl"
+    loss: Literal["kl", "bce", "logit_mse"] = Field(
+        "kl", description="single-label soft loss: kl (at `temperature`) or logit_mse (squared error between centred "
+                          "student logits and teacher log-probabilities; temperature unused); multi-label tasks use "
+                          "BCE whatever this says")
     temperature: float = Field(2.0, gt=0)
     alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft (teacher) loss")
     gold_only: bool = Field(False, description="ignore teachers: the no-distillation baseline")

@@ -105,3 +105,14 @@ def test_multi_label_uses_bce_with_soft_targets():
     near = distillation_loss(torch.logit(teacher), teacher, torch.tensor([[-1, -1]]), spec, True)
     far = distillation_loss(-torch.logit(teacher), teacher, torch.tensor([[-1, -1]]), spec, True)
     assert near < far
+
+
+def test_logit_mse_matches_centred_log_probabilities():
+    spec = DistillSpec(loss="logit_mse", alpha=1.0)
+    teacher = torch.tensor([[0.7, 0.2, 0.1], [0.05, 0.05, 0.9]])
+    same = torch.log(teacher) + torch.tensor([[3.0], [-1.5]])  # a per-row shift does not change the softmax
+    assert distillation_loss(same, teacher, torch.tensor([-1, -1]), spec, False).item() == pytest.approx(0.0, abs=1e-9)
+    # one row off by +1 on its first logit: centred difference (2/3, -1/3, -1/3), mean square 2/9, over 2 rows
+    off = same.clone()
+    off[0, 0] += 1.0
+    assert distillation_loss(off, teacher, torch.tensor([-1, -1]), spec, False).item() == pytest.approx(1 / 9, rel=1e-5)
