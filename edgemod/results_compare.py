@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from edgemod.errors import EdgemodError
+from edgemod.results_slices import cell, slice_summary
 
 COMPARISONS = "comparisons"
 
@@ -37,6 +38,8 @@ def _rows(name: str, run: Path) -> list[dict]:
            "label_seconds": label["metrics"].get("seconds"),
            **_student(metrics["test"]), "train_seconds": metrics["train_seconds"],
            "epochs_run": len(metrics["history"]), "quantization_aware": bool(metrics.get("quantization_aware"))}
+    if summary := slice_summary(folder, recipe):
+        row["identity_slices_vs_teacher"] = summary
     rows = [row]
     if gold := metrics.get("gold_only"):
         rows.append({"name": f"{name}, gold labels only", "train_dir": folder.as_posix(), "views_per_image": 0,
@@ -72,10 +75,12 @@ def readme_tables(results_dir: Path) -> list[str]:
 def _table(comparison: dict, path: Path) -> str:
     rows = comparison["variants"]
     classes = list(dict.fromkeys(label for row in rows for label in row["test_f1_per_class"]))
+    slices = any("identity_slices_vs_teacher" in row for row in rows)
     lines = [f"\n### {comparison['title']} (from `{path.parent.parent.name}/{path.parent.name}/{path.name}`)\n",
              "| variant | views per image | teacher entropy train / validation | student test macro-F1, argmax | "
-             "at thresholds | " + " | ".join(f"F1 {c}" for c in classes) + " | epochs | train s |",
-             "|---|---|---|---|---|" + "---|" * len(classes) + "---|---|"]
+             "at thresholds | " + " | ".join(f"F1 {c}" for c in classes) + " | epochs | train s |"
+             + (" identity slices failing vs teacher (worst); OOD AUROC vs teacher |" if slices else ""),
+             "|---|---|---|---|---|" + "---|" * len(classes) + "---|---|" + ("---|" if slices else "")]
     for row in rows:
         entropy = row["teacher_entropy"]
         shown = " / ".join(f"{entropy[r]:.3f}" for r in ("train", "validation") if r in entropy) or "–"
@@ -85,5 +90,7 @@ def _table(comparison: dict, path: Path) -> str:
                  f"{row['test_macro_f1_at_thresholds']:.4f}",
                  *(f"{row['test_f1_per_class'].get(c, float('nan')):.4f}" for c in classes),
                  str(row["epochs_run"]), f"{row['train_seconds']:.0f}"]
+        if slices:
+            cells.append(cell(row.get("identity_slices_vs_teacher")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -48,3 +48,46 @@ def test_a_wrong_variant_names_the_fix(tmp_path):
         collect("x", [str(tmp_path)])
     with pytest.raises(EdgemodError, match="no manifest at"):
         collect("x", [f"a={tmp_path}"])
+
+
+def _slice_run(root, student_fair: bool):
+    """A train folder whose test posts name women in 40 of 100; the teacher ranks every post right, the
+    student ranks the background right and, unless `student_fair`, the posts naming women backwards."""
+    import numpy as np
+    import pandas as pd
+    from conftest import tiny_text_recipe
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(100):
+        names_women, violating = i < 40, i % 2 == 0
+        teacher = 0.8 + 0.1 * rng.random() if violating else 0.1 + 0.1 * rng.random()
+        student = teacher if student_fair or not names_women else 1.0 - teacher
+        text = ("the women there " if names_women else "the weather there ") + ("are vile scum" if violating else "are fine")
+        rows.append({"key": f"t{i}", "role": "test", "split": "test", "text": text,
+                     "label": "hatespeech" if violating else "normal", "violating": np.nan,
+                     "p:normal": 1 - teacher, "student:normal": 1 - student})
+    for i in range(40):  # out-of-domain posts: the student ranks them as well as the teacher
+        violating = i % 2 == 0
+        score = 0.9 if violating else 0.2
+        rows.append({"key": f"o{i}", "role": "out_of_domain", "split": "test", "text": "x", "label": None,
+                     "violating": float(violating), "p:normal": 1 - score, "student:normal": 1 - score})
+    (root / "train").mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(root / "train" / "predictions.parquet")
+    recipe = tiny_text_recipe()
+    recipe["budgets"] = {"slices": {"max_auc_drop_vs_teacher": 0.05, "bootstrap": {"resamples": 200}}}
+    return root / "train", recipe
+
+
+def test_identity_slices_against_the_teacher_follow_the_gates_rule(tmp_path):
+    from edgemod.results_slices import cell, slice_summary
+
+    biased = slice_summary(*_slice_run(tmp_path / "biased", student_fair=False))
+    assert biased["failing"] >= 2 and biased["worst"] < -0.5 and biased["worst_slice"].startswith("women")
+    assert biased["out_of_domain_auroc_vs_teacher"] == 1.0
+    fair = slice_summary(*_slice_run(tmp_path / "fair", student_fair=True))
+    assert fair["failing"] == 0 and fair["worst"] == 0 and fair["checked"] == biased["checked"] > 0
+    assert cell(biased).startswith(f"{biased['failing']}/{biased['checked']} (worst ") and cell(None) == "–"
+    train, recipe = _slice_run(tmp_path / "no-budget", student_fair=False)
+    recipe.pop("budgets")
+    assert slice_summary(train, recipe) is None  # a recipe without slice budgets gets no column
