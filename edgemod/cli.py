@@ -297,10 +297,12 @@ def results_compare(
     out: Annotated[Path, typer.Option(help="comparison file, e.g. results/comparisons/vision-weapons-distillation.json")],
     title: Annotated[str, typer.Option(help="heading of the README table")] = "Training variants",
 ) -> None:
-    """Compare training variants of one recipe (student test figures, teacher entropy, time) in one file."""
+    """Compare training variants of one recipe (student test figures, teacher entropy, identity slices
+    against the teacher, time) in one file."""
+    from edgemod.benchmarks.compare_slices import slice_columns
     from edgemod.results_compare import collect, write
 
-    write(collect(title, variants), out)
+    write(collect(title, variants, slice_columns), out)
     console.print(f"comparison: {out}")
 
 

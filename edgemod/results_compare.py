@@ -8,25 +8,29 @@ import json
 from pathlib import Path
 
 from edgemod.errors import EdgemodError
-from edgemod.results_slices import cell, slice_summary
+from collections.abc import Callable
 
 COMPARISONS = "comparisons"
 
 
-def collect(title: str, variants: list[str]) -> dict:
+RowExtras = Callable[[Path, dict], dict]  # (train folder, its recipe) -> more fields of the variant's row
+
+
+def collect(title: str, variants: list[str], extras: RowExtras | None = None) -> dict:
     """`variants` are NAME=RUN_DIR, each run folder holding `label/` and `train/` (as `edgemod run`
     writes them); a train run that also trained its gold-only twin (distill.compare_gold_only) adds
-    a row `NAME, gold labels only`."""
+    a row `NAME, gold labels only`. `extras` adds fields to each variant's own row (the CLI passes
+    the benchmarks' identity-slice summary)."""
     rows = []
     for variant in variants:
         name, sep, folder = variant.rpartition("=")  # a name may hold "=" (K=4), a path rarely does
         if not sep or not name or not folder:
             raise EdgemodError(f"variant '{variant}' is not NAME=RUN_DIR", "e.g. 'views K=4=runs/vw-k4'")
-        rows += _rows(name, Path(folder))
+        rows += _rows(name, Path(folder), extras)
     return {"title": title, "variants": rows}
 
 
-def _rows(name: str, run: Path) -> list[dict]:
+def _rows(name: str, run: Path, extras: RowExtras | None) -> list[dict]:
     train, label = (_manifest(run / stage) for stage in ("train", "label"))
     metrics, recipe = train["metrics"], train["recipe"]
     folder = run / "train"
@@ -38,8 +42,7 @@ def _rows(name: str, run: Path) -> list[dict]:
            "label_seconds": label["metrics"].get("seconds"),
            **_student(metrics["test"]), "train_seconds": metrics["train_seconds"],
            "epochs_run": len(metrics["history"]), "quantization_aware": bool(metrics.get("quantization_aware"))}
-    if summary := slice_summary(folder, recipe):
-        row["identity_slices_vs_teacher"] = summary
+    row.update(extras(folder, recipe) if extras else {})
     rows = [row]
     if gold := metrics.get("gold_only"):
         rows.append({"name": f"{name}, gold labels only", "train_dir": folder.as_posix(), "views_per_image": 0,
@@ -91,6 +94,16 @@ def _table(comparison: dict, path: Path) -> str:
                  *(f"{row['test_f1_per_class'].get(c, float('nan')):.4f}" for c in classes),
                  str(row["epochs_run"]), f"{row['train_seconds']:.0f}"]
         if slices:
-            cells.append(cell(row.get("identity_slices_vs_teacher")))
+            cells.append(_slices_cell(row.get("identity_slices_vs_teacher")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _slices_cell(summary: dict | None) -> str:
+    """README cell: 'failing/checked (worst gap, slice); OOD ratio'."""
+    if not summary:
+        return "–"
+    text = f"{summary['failing']}/{summary['checked']} (worst {summary['worst']:+.3f} {summary['worst_slice'] or ''})".replace(" )", ")")
+    ratio = summary.get("out_of_domain_auroc_vs_teacher")
+    return text + (f"; OOD {100 * ratio:.1f} %" if ratio is not None else "")
+

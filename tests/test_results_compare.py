@@ -80,14 +80,16 @@ def _slice_run(root, student_fair: bool):
 
 
 def test_identity_slices_against_the_teacher_follow_the_gates_rule(tmp_path):
-    from edgemod.results_slices import cell, slice_summary
+    from edgemod.benchmarks.compare_slices import slice_columns, slice_summary
+    from edgemod.results_compare import _slices_cell
 
     biased = slice_summary(*_slice_run(tmp_path / "biased", student_fair=False))
     assert biased["failing"] >= 2 and biased["worst"] < -0.5 and biased["worst_slice"].startswith("women")
     assert biased["out_of_domain_auroc_vs_teacher"] == 1.0
     fair = slice_summary(*_slice_run(tmp_path / "fair", student_fair=True))
     assert fair["failing"] == 0 and fair["worst"] == 0 and fair["checked"] == biased["checked"] > 0
-    assert cell(biased).startswith(f"{biased['failing']}/{biased['checked']} (worst ") and cell(None) == "–"
+    assert _slices_cell(biased).startswith(f"{biased['failing']}/{biased['checked']} (worst ")
+    assert _slices_cell(None) == "–"
     train, recipe = _slice_run(tmp_path / "no-budget", student_fair=False)
     recipe.pop("budgets")
-    assert slice_summary(train, recipe) is None  # a recipe without slice budgets gets no column
+    assert slice_summary(train, recipe) is None and slice_columns(train, recipe) == {}  # no budget, no column

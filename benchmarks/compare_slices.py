@@ -4,7 +4,8 @@ more than the budget with the paired bootstrap interval below zero (the gate's r
 gap, and the out-of-domain AUROC as a fraction of the teacher's.
 
 It reads only `train/predictions.parquet` (seconds, no export or bench), so a sweep of students can
-be judged on the checks that decide the gate before any of them is exported.
+be judged on the checks that decide the gate before any of them is exported. `edgemod results
+compare` adds it to each variant's row (key `identity_slices_vs_teacher`).
 """
 from __future__ import annotations
 
@@ -75,11 +76,7 @@ def _out_of_domain_ratio(table, benign: str) -> float | None:
     return round(float(auroc[STUDENT] / auroc[TEACHER]), 4)
 
 
-def cell(summary: dict | None) -> str:
-    """README cell: 'failing/checked (worst gap, slice); OOD ratio'."""
-    if not summary:
-        return "–"
-    text = f"{summary['failing']}/{summary['checked']} (worst {summary['worst']:+.3f} {summary['worst_slice'] or ''})".replace(" )", ")")
-    ratio = summary.get("out_of_domain_auroc_vs_teacher")
-    return text + (f"; OOD {100 * ratio:.1f} %" if ratio is not None else "")
-
+def slice_columns(train_dir: Path, recipe_dict: dict) -> dict:
+    """The row fields `edgemod results compare` adds: nothing when there is no slice summary."""
+    summary = slice_summary(train_dir, recipe_dict)
+    return {"identity_slices_vs_teacher": summary} if summary else {}
