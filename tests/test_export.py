@@ -432,3 +432,30 @@ def test_onnx_float_first_layers_keeps_only_the_first_weighted_node_float(tmp_pa
     with pytest.raises(EdgemodError, match="weighted layers") as too_many:
         quantize_onnx(fp32, tmp_path / "x.onnx", "int8_dynamic", None, [], [], float_first_layers=99)
     assert "at most" in too_many.value.hint
+
+
+def test_dilated_text_cnn_converts_to_tflite_and_onnx_with_its_padding_mask(tmp_path):
+    """text_cnn_dilated's dilated convolutions (padding = dilation) keep every position, and the
+    converted models score a padded post like the torch student."""
+    import onnxruntime as ort
+    import torch
+
+    from edgemod.export.onnx_export import export_onnx
+    from edgemod.export.tflite import export_tflite, torch_sample
+    from edgemod.runtime.runners import TFLiteRunner
+    from edgemod.training.students.registry import build_student
+
+    torch.manual_seed(0)
+    model = build_student("text_cnn_dilated", 3, vocab_size=50, embed_dim=16, max_length=40).eval()
+    assert [conv.dilation[0] for conv in model.convs] == [1, 2, 4, 8, 1]
+    names = ("input_ids", "attention_mask")
+    ids = np.random.default_rng(1).integers(1, 50, (1, 40)).astype(np.int32)
+    mask = np.ones_like(ids)
+    ids[0, 25:], mask[0, 25:] = 0, 0
+    sample = {"input_ids": ids, "attention_mask": mask}
+    expected = model(*torch_sample(sample, names)).detach().numpy()
+    tflite = export_tflite(model, sample, names, tmp_path / "dilated.tflite")
+    np.testing.assert_allclose(TFLiteRunner(tflite, names)(sample), expected, atol=1e-4)
+    onnx_path = export_onnx(model, sample, names, tmp_path / "dilated.onnx", {})
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, sample)[0], expected, atol=1e-4)
