@@ -128,6 +128,11 @@ class DistillSpec(StrictModel):
     gold_only: bool = Field(False, description="ignore teachers: the no-distillation baseline")
     qat_epochs: int = Field(0, ge=0, le=5, description="image students: after the best epoch, fine-tune this many "
                                                        "epochs with int8 activations simulated (static int8 export)")
+    qat_ranges: Literal["running", "validation"] = Field(
+        "running", description="activation ranges of the quantization-aware epochs: running min/max over the "
+                               "fine-tuning batches, or min/max of the validation images through the trained "
+                               "student, fixed while fine-tuning (the ranges a min/max calibration on validation "
+                               "gives the exporter)")
     compare_gold_only: bool = Field(
         False, description="also train the same student on gold labels only (no teacher, no transfer items), "
                            "so the report shows what distillation adds")

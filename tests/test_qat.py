@@ -47,6 +47,32 @@ def test_fake_quant_acts_in_training_only_and_leaves_no_trace():
         assert torch.allclose(model(x), plain)
 
 
+def test_calibrated_ranges_come_from_eval_mode_images_and_stay_fixed():
+    """qat_ranges: validation — min/max of clean images through the eval-mode model, not grown by
+    the (wider) training batches afterwards."""
+    from torch.utils.data import TensorDataset
+
+    from edgemod.training.students.vision import create_timm_student
+
+    torch.manual_seed(0)
+    model = create_timm_student("efficientnet_lite0", 4, 64)
+    clean = torch.rand(6, 3, 64, 64)
+    fake = FakeQuant(model)
+    fake.calibrate(model, TensorDataset(clean, torch.zeros(6, 4), torch.zeros(6, dtype=torch.long)), batch_size=4)
+    assert not model.training and len(fake.quantizers) > 30
+    ranges = {name: (q.low, q.high) for name, q in fake.quantizers.items()}
+    assert ranges["input"] == (0.0, pytest.approx(float(clean.max())))
+    with torch.no_grad():
+        assert model(clean).shape == (6, 4)  # eval after calibration: nothing observed, nothing quantized
+    model.train()
+    wide = 20 * torch.randn(2, 3, 64, 64)
+    quantized_input = fake.quantizers["input"](wide)
+    assert float(quantized_input.max()) <= ranges["input"][1] + 1e-6  # clipped to the calibrated range
+    model(wide)
+    assert {name: (q.low, q.high) for name, q in fake.quantizers.items()} == ranges
+    fake.remove()
+
+
 def test_text_recipes_refuse_qat():
     from edgemod.recipe import load_recipe
 

@@ -67,10 +67,11 @@ def test_teacher_train_label_distil(tmp_path):
     confidence = json.loads((tmp_path / "label-views" / "manifest.json").read_text())["metrics"]["teacher_confidence"]
     assert "view" in confidence
     assert main(["train", str(tmp_path / "label-views"), "--out", str(tmp_path / "train-views"),
-                 "--set", "distill.qat_epochs=1"]) == 0  # and a quantization-aware epoch after the best one
+                 "--set", "distill.qat_epochs=1", "--set", "distill.qat_ranges=validation"]) == 0  # and a QAT epoch
     metrics = json.loads((tmp_path / "train-views" / "manifest.json").read_text())["metrics"]
     assert metrics["history"] and np.isfinite(metrics["history"][0]["train_loss"])
     assert metrics["quantization_aware"]["epochs"] == 1 and metrics["quantization_aware"]["tensors"] > 3
+    assert metrics["quantization_aware"]["ranges"] == "validation"
     assert metrics["int8_weights_off_grid"] == []  # QAT kept the weights on their int8 grid
 
 

@@ -8,7 +8,10 @@ at a lower learning rate with the same rounding simulated in the forward pass (f
 straight-through gradients) at the tensors the exported graph quantizes: the input, each conv's
 output after its folded BatchNorm and activation, each residual sum and the pooled features (the
 classifier itself stays float in our recipes: `float_ops: [FULLY_CONNECTED]`). Ranges are running
-min/max over the fine-tuning batches, as the exporter's min/max calibration takes them.
+min/max over the fine-tuning batches (`distill.qat_ranges: running`), or (`validation`) the min/max
+of the validation images through the trained student, fixed while fine-tuning: augmented, mixed
+training batches reach wider ranges (125.7 at the widest on weapons) than the exporter calibrates on
+clean validation images, so running ranges teach the student a rounding the artifact never applies.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import time
 import numpy as np
 
 from edgemod.console import progress, say
+from edgemod.errors import EdgemodError
 
 LR_FACTOR = 0.1  # fine-tuning learning rate, relative to distill.lr
 
@@ -26,14 +30,18 @@ class _RangeQuantizer:
 
     def __init__(self):
         self.low, self.high = None, None
+        self.frozen = False  # ranges fixed (taken from calibration images before fine-tuning)
+
+    def observe(self, tensor) -> None:
+        low, high = float(tensor.detach().min()), float(tensor.detach().max())
+        self.low = min(low, 0.0) if self.low is None else min(self.low, low)
+        self.high = max(high, 0.0) if self.high is None else max(self.high, high)
 
     def __call__(self, tensor):
         import torch
 
-        with torch.no_grad():
-            low, high = float(tensor.min()), float(tensor.max())
-            self.low = min(low, 0.0) if self.low is None else min(self.low, low)
-            self.high = max(high, 0.0) if self.high is None else max(self.high, high)
+        if not self.frozen or self.low is None:
+            self.observe(tensor)
         scale = max((self.high - self.low) / 255.0, 1e-8)
         zero_point = int(np.clip(round(-128 - self.low / scale), -128, 127))
         return torch.fake_quantize_per_tensor_affine(tensor, scale, zero_point, -128, 127)
@@ -44,6 +52,7 @@ class FakeQuant:
 
     def __init__(self, model):
         self.quantizers: dict[str, _RangeQuantizer] = {}
+        self.observing = False
         self.handles = [model.register_forward_pre_hook(self._input_hook("input"))]
         for name, module in model.named_modules():
             if type(module).__name__ == "BatchNormAct2d" or getattr(module, "has_skip", False) or name == "global_pool":
@@ -54,6 +63,8 @@ class FakeQuant:
 
     def _input_hook(self, name: str):
         def hook(module, args):
+            if self.observing:
+                self._quantizer(name).observe(args[0])
             if not module.training:
                 return None
             return (self._quantizer(name)(args[0]), *args[1:])
@@ -61,8 +72,25 @@ class FakeQuant:
 
     def _output_hook(self, name: str):
         def hook(module, args, output):
+            if self.observing:
+                self._quantizer(name).observe(output)
             return self._quantizer(name)(output) if module.training else None
         return hook
+
+    def calibrate(self, model, dataset, batch_size: int = 64) -> None:
+        """Ranges from `dataset` through the model in eval mode (folded BatchNorm, as exported), then fixed."""
+        import torch
+
+        from edgemod.training.sampling import loader
+
+        model.eval()
+        self.observing = True
+        with torch.no_grad():
+            for *batch_inputs, _soft, _gold in loader(dataset, batch_size, 0, 0, shuffle=False):
+                model(*batch_inputs)
+        self.observing = False
+        for quantizer in self.quantizers.values():
+            quantizer.frozen = True
 
     def remove(self) -> dict:
         for handle in self.handles:
@@ -71,8 +99,9 @@ class FakeQuant:
                 "widest_range": round(max((q.high - q.low for q in self.quantizers.values()), default=0.0), 4)}
 
 
-def fine_tune(model, recipe, inputs, split, console) -> dict:
-    """`distill.qat_epochs` epochs of fake-quantized fine-tuning of `model` (in place); a summary."""
+def fine_tune(model, recipe, inputs, split, console, validation=None) -> dict:
+    """`distill.qat_epochs` epochs of fake-quantized fine-tuning of `model` (in place); a summary.
+    `validation` (a Split) gives the fixed ranges of `distill.qat_ranges: validation`."""
     import torch
 
     from edgemod.training.distill import distillation_loss
@@ -84,6 +113,11 @@ def fine_tune(model, recipe, inputs, split, console) -> dict:
 
     frozen = freezing.freeze(model, spec.freeze)
     fake = FakeQuant(model)
+    if spec.qat_ranges == "validation":
+        if validation is None:
+            raise EdgemodError("distill.qat_ranges: validation needs the validation split",
+                               "give the recipe a data.validation split, or use qat_ranges: running")
+        fake.calibrate(model, inputs.eval_dataset(validation))
     sampler, class_weights = balancing(recipe, split)
     dataset = inputs.train_dataset(split)
     batches = loader(dataset, spec.batch_size, spec.seed + 1000, spec.num_workers, sampler=sampler)
@@ -109,5 +143,5 @@ def fine_tune(model, recipe, inputs, split, console) -> dict:
                 losses.append(loss.item())
                 bar.advance(note=f"loss {loss.item():.4f}")
     model.eval()
-    return {"epochs": spec.qat_epochs, "seconds": round(time.time() - started, 1),
+    return {"epochs": spec.qat_epochs, "ranges": spec.qat_ranges, "seconds": round(time.time() - started, 1),
             "train_loss": round(float(np.mean(losses)), 6) if losses else None, **fake.remove()}

@@ -76,7 +76,8 @@ def run(upstream: Path, out: Path, overrides: list[str] | None = None, console=N
 def _epochs_key(recipe: Recipe, label_manifest: Manifest) -> str:
     """Key of the normal epochs' checkpoints. Quantization-aware epochs fine-tune after them, so a
     finished run given `distill.qat_epochs` resumes from its trained epochs instead of starting over."""
-    epochs_only = recipe.model_copy(update={"distill": recipe.distill.model_copy(update={"qat_epochs": 0})})
+    epochs_only = recipe.model_copy(update={"distill": recipe.distill.model_copy(
+        update={"qat_epochs": 0, "qat_ranges": "running"})})
     return inputs_key(epochs_only.fingerprint(exclude=POST_TRAINING), {"labels": label_manifest.artifacts["labels"]})
 
 
@@ -109,7 +110,7 @@ def _train_student(recipe: Recipe, inputs, splits: dict[str, Split], checkpoints
         if recipe.distill.qat_epochs:  # before the weights leave their int8 grid parametrisation
             from edgemod.training import qat
 
-            model.edgemod_qat = qat.fine_tune(model, recipe, inputs, splits["train"], console)
+            model.edgemod_qat = qat.fine_tune(model, recipe, inputs, splits["train"], console, splits["validation"])
         if recipe.distill.int8_weights:
             weight_grid.materialize(model)
     return model, history, seconds
