@@ -5,10 +5,10 @@ labels against multi-view labels against the gold-only twin: one JSON per compar
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from edgemod.errors import EdgemodError
-from collections.abc import Callable
 
 COMPARISONS = "comparisons"
 
@@ -103,7 +103,8 @@ def _slices_cell(summary: dict | None) -> str:
     """README cell: 'failing/checked (worst gap, slice); OOD ratio'."""
     if not summary:
         return "–"
-    text = f"{summary['failing']}/{summary['checked']} (worst {summary['worst']:+.3f} {summary['worst_slice'] or ''})".replace(" )", ")")
+    where = f" {summary['worst_slice']}" if summary["worst_slice"] else ""
+    text = f"{summary['failing']}/{summary['checked']} (worst {summary['worst']:+.3f}{where})"
     ratio = summary.get("out_of_domain_auroc_vs_teacher")
     return text + (f"; OOD {100 * ratio:.1f} %" if ratio is not None else "")
 
