@@ -9,9 +9,10 @@ straight-through gradients) at the tensors the exported graph quantizes: the inp
 output after its folded BatchNorm and activation, each residual sum and the pooled features (the
 classifier itself stays float in our recipes: `float_ops: [FULLY_CONNECTED]`). Ranges are running
 min/max over the fine-tuning batches (`distill.qat_ranges: running`), or (`validation`) the min/max
-of the validation images through the trained student, fixed while fine-tuning: augmented, mixed
-training batches reach wider ranges (125.7 at the widest on weapons) than the exporter calibrates on
-clean validation images, so running ranges teach the student a rounding the artifact never applies.
+of the validation images through the trained student in eval mode, fixed while fine-tuning: the
+ranges the exporter's min/max calibration on that split finds, rather than those of augmented
+training batches. (On weapons neither brought static int8 within budget: README, "Quantization-aware
+fine-tuning".)
 """
 from __future__ import annotations
 
